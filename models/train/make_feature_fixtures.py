@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Render feature-parity fixtures: short WAV files and librosa's values for them.
+
+The Rust test `tests/feature_parity.rs` recomputes every feature of every
+fixture and compares it with the values written here, so `cargo test` needs no
+Python. Re-run this script only when a feature definition changes:
+
+    python models/train/make_feature_fixtures.py tests/fixtures/features
+"""
+import json
+import sys
+from pathlib import Path
+
+import librosa
+import numpy as np
+import soundfile as sf
+
+SR = 22050
+N = 2 * SR  # one 2-second window
+
+
+def seed26(y):
+    """The seed study's 26 features, librosa defaults, tuning pinned to 0."""
+    feats = {
+        "chroma_stft": np.mean(librosa.feature.chroma_stft(y=y, sr=SR, tuning=0.0)),
+        "rms": np.mean(librosa.feature.rms(y=y)),
+        "spectral_centroid": np.mean(librosa.feature.spectral_centroid(y=y, sr=SR)),
+        "spectral_bandwidth": np.mean(librosa.feature.spectral_bandwidth(y=y, sr=SR)),
+        "spectral_rolloff": np.mean(librosa.feature.spectral_rolloff(y=y, sr=SR)),
+        "zero_crossing_rate": np.mean(librosa.feature.zero_crossing_rate(y)),
+    }
+    mfcc = librosa.feature.mfcc(y=y, sr=SR, n_mfcc=20)
+    for i, row in enumerate(mfcc, start=1):
+        feats[f"mfcc{i}"] = np.mean(row)
+    return {k: float(v) for k, v in feats.items()}
+
+
+def signals():
+    rng = np.random.default_rng(7)
+    t = np.arange(N) / SR
+
+    def harmonic(f0, n=8, decay=0.6):
+        return sum(decay**k * np.sin(2 * np.pi * f0 * (k + 1) * t) for k in range(n))
+
+    yield "tone_440", 0.5 * np.sin(2 * np.pi * 440 * t)
+    yield "tone_55_harmonic", 0.3 * harmonic(55.0)
+    yield "white_noise", 0.2 * rng.standard_normal(N)
+    chord = harmonic(261.63) + harmonic(329.63) + harmonic(392.0)
+    yield "chord_c_major", 0.25 * chord / np.max(np.abs(chord))
+    yield "silence", np.zeros(N)
+    yield "clipped_sine", np.clip(3.0 * np.sin(2 * np.pi * 220 * t), -1.0, 1.0)
+    sweep = np.sin(2 * np.pi * (100 * t + 2000 * t**2))
+    yield "sweep_with_gap", 0.4 * sweep * (np.abs(t - 1.0) > 0.3)
+    yield "short_0_7s", 0.5 * np.sin(2 * np.pi * 660 * t[: int(0.7 * SR)])
+
+
+def main(out_dir):
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    expected = {"librosa": librosa.__version__, "sample_rate": SR, "feature_set": "seed26",
+                "pinned": {"tuning": 0.0}, "fixtures": {}}
+    for name, y in signals():
+        path = out / f"{name}.wav"
+        sf.write(path, y.astype(np.float32), SR, subtype="PCM_16")
+        # Read it back exactly as tutti does (16-bit / 32768), pad short clips
+        # to one window with zeros as tutti does.
+        y16, _ = sf.read(path, dtype="float32")
+        window = np.zeros(N, dtype=np.float32)
+        window[: min(N, len(y16))] = y16[:N]
+        expected["fixtures"][name] = seed26(window)
+    (out / "librosa_seed26.json").write_text(json.dumps(expected, indent=1) + "\n")
+    print(f"wrote {len(expected['fixtures'])} fixtures to {out}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/features")

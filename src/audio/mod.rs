@@ -1,0 +1,109 @@
+//! Audio input: decoding WAV files and turning them into a mono stream at the
+//! model's sample rate. Everything downstream sees only `f32` mono samples.
+
+mod resample;
+mod wav;
+
+pub use resample::Resampler;
+pub use wav::WavReader;
+
+use std::path::{Path, PathBuf};
+
+/// Errors while reading or converting audio. Every message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum AudioError {
+    #[error("{path}: cannot open: {source}")]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a WAV file or unreadable header: {reason}")]
+    Header { path: PathBuf, reason: String },
+    #[error("{path}: unsupported WAV format: {reason}")]
+    Unsupported { path: PathBuf, reason: String },
+    #[error("{path}: truncated or unreadable sample data after {frames} frames: {reason}")]
+    Truncated {
+        path: PathBuf,
+        frames: u64,
+        reason: String,
+    },
+    #[error("{path}: sample {value} at frame {frame} is not finite (NaN or infinity)")]
+    NonFinite {
+        path: PathBuf,
+        frame: u64,
+        value: f32,
+    },
+    #[error("{path}: cannot resample from {from} Hz to {to} Hz: {reason}")]
+    Resample {
+        path: PathBuf,
+        from: u32,
+        to: u32,
+        reason: String,
+    },
+}
+
+/// A mono stream of samples at a fixed rate, read block by block so that
+/// hour-long files never have to be held in memory.
+pub struct MonoStream {
+    reader: WavReader,
+    resampler: Option<Resampler>,
+    block: Vec<f32>,
+    done: bool,
+}
+
+/// How many input frames are decoded per block.
+const BLOCK_FRAMES: usize = 8192;
+
+impl MonoStream {
+    /// Opens `path` and prepares conversion to mono at `target_rate` Hz.
+    pub fn open(path: &Path, target_rate: u32) -> Result<Self, AudioError> {
+        let reader = WavReader::open(path)?;
+        let resampler = if reader.sample_rate() == target_rate {
+            None
+        } else {
+            Some(Resampler::new(
+                path,
+                reader.sample_rate(),
+                target_rate,
+                BLOCK_FRAMES,
+            )?)
+        };
+        Ok(MonoStream {
+            reader,
+            resampler,
+            block: Vec::with_capacity(BLOCK_FRAMES),
+            done: false,
+        })
+    }
+
+    /// The source file's own rate and channel count.
+    pub fn source_format(&self) -> (u32, u16) {
+        (self.reader.sample_rate(), self.reader.channels())
+    }
+
+    /// Appends the next block of converted samples to `out`. Returns `false`
+    /// once the stream is exhausted (nothing more was appended).
+    pub fn read_into(&mut self, out: &mut Vec<f32>) -> Result<bool, AudioError> {
+        if self.done {
+            return Ok(false);
+        }
+        self.block.clear();
+        let n = self.reader.read_mono(&mut self.block, BLOCK_FRAMES)?;
+        let at_end = n < BLOCK_FRAMES;
+        match &mut self.resampler {
+            None => out.extend_from_slice(&self.block),
+            Some(r) => r.process(&self.block, at_end, out)?,
+        }
+        if at_end {
+            self.done = true;
+        }
+        Ok(true)
+    }
+
+    /// Reads the whole remaining stream (for short files and tests).
+    pub fn read_all(mut self) -> Result<Vec<f32>, AudioError> {
+        let mut out = Vec::new();
+        while self.read_into(&mut out)? {}
+        Ok(out)
+    }
+}

@@ -1,0 +1,114 @@
+//! Streaming sample-rate conversion with `rubato`'s FFT resampler. The
+//! resampler's own delay is trimmed so that output sample `k` lines up with
+//! time `k / target_rate`, and the tail is flushed so no audio is lost.
+
+use super::AudioError;
+use rubato::{FftFixedIn, Resampler as _};
+use std::path::{Path, PathBuf};
+
+pub struct Resampler {
+    inner: FftFixedIn<f32>,
+    path: PathBuf,
+    from: u32,
+    to: u32,
+    pending: Vec<f32>,
+    out_buf: Vec<Vec<f32>>,
+    to_skip: usize,
+    in_total: u64,
+    out_total: u64,
+}
+
+impl Resampler {
+    pub fn new(path: &Path, from: u32, to: u32, chunk: usize) -> Result<Self, AudioError> {
+        let inner =
+            FftFixedIn::<f32>::new(from as usize, to as usize, chunk, 2, 1).map_err(|e| {
+                AudioError::Resample {
+                    path: path.to_path_buf(),
+                    from,
+                    to,
+                    reason: e.to_string(),
+                }
+            })?;
+        let out_buf = vec![vec![0.0; inner.output_frames_max()]];
+        let to_skip = inner.output_delay();
+        Ok(Resampler {
+            inner,
+            path: path.to_path_buf(),
+            from,
+            to,
+            pending: Vec::with_capacity(2 * chunk),
+            out_buf,
+            to_skip,
+            in_total: 0,
+            out_total: 0,
+        })
+    }
+
+    /// Number of output samples that `in_total` input samples correspond to.
+    fn expected_out(&self) -> u64 {
+        (self.in_total * u64::from(self.to) + u64::from(self.from) / 2) / u64::from(self.from)
+    }
+
+    /// Converts `input`; with `at_end`, also flushes everything still inside
+    /// the resampler. Output is appended to `out`.
+    pub fn process(
+        &mut self,
+        input: &[f32],
+        at_end: bool,
+        out: &mut Vec<f32>,
+    ) -> Result<(), AudioError> {
+        self.in_total += input.len() as u64;
+        self.pending.extend_from_slice(input);
+        loop {
+            let need = self.inner.input_frames_next();
+            if self.pending.len() < need {
+                break;
+            }
+            let (_, produced) = self
+                .inner
+                .process_into_buffer(&[&self.pending[..need]], &mut self.out_buf, None)
+                .map_err(|e| self.error(e.to_string()))?;
+            self.pending.drain(..need);
+            self.emit(produced, out);
+        }
+        if at_end {
+            let expected = self.expected_out();
+            if !self.pending.is_empty() {
+                let rest = std::mem::take(&mut self.pending);
+                let (_, produced) = self
+                    .inner
+                    .process_partial_into_buffer(Some(&[&rest[..]]), &mut self.out_buf, None)
+                    .map_err(|e| self.error(e.to_string()))?;
+                self.emit(produced, out);
+            }
+            while self.out_total < expected {
+                let (_, produced) = self
+                    .inner
+                    .process_partial_into_buffer(None::<&[&[f32]]>, &mut self.out_buf, None)
+                    .map_err(|e| self.error(e.to_string()))?;
+                self.emit(produced, out);
+            }
+            // The last flush may overshoot: drop what lies past the input's end.
+            let excess = (self.out_total - expected) as usize;
+            out.truncate(out.len() - excess.min(out.len()));
+            self.out_total = expected;
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self, produced: usize, out: &mut Vec<f32>) {
+        let skip = self.to_skip.min(produced);
+        self.to_skip -= skip;
+        out.extend_from_slice(&self.out_buf[0][skip..produced]);
+        self.out_total += (produced - skip) as u64;
+    }
+
+    fn error(&self, reason: String) -> AudioError {
+        AudioError::Resample {
+            path: self.path.clone(),
+            from: self.from,
+            to: self.to,
+            reason,
+        }
+    }
+}
