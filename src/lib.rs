@@ -6,5 +6,11 @@
 //! [`detect`] (thresholds, labels) → [`output`] (table or JSON lines).
 
 pub mod audio;
+pub mod dataset;
+pub mod detect;
 pub mod features;
+pub mod instruments;
+pub mod model;
+pub mod output;
+pub mod pipeline;
 pub mod window;

@@ -1,1 +1,334 @@
-fn main() {}
+//! `tutti`: which orchestral instruments are playing.
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use tutti::detect::Detection;
+use tutti::features::{self, FEATURE_SETS};
+use tutti::model::Model;
+use tutti::output::{Format, Printer};
+use tutti::pipeline::{self, PipelineError};
+use tutti::window::WindowSpec;
+use tutti::{dataset, instruments::INSTRUMENTS};
+
+#[derive(Parser)]
+#[command(version, about = "Says which orchestral instruments are playing")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Analyse WAV files: the instruments playing in every 2-second window.
+    Analyze {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Seconds between window starts (default: the model's, 0.5).
+        #[arg(long)]
+        hop: Option<f64>,
+        /// Model sidecar (.json) or ONNX file (default: $TUTTI_MODEL, then
+        /// the installed or bundled model).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// One JSON object per window and line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compute features: of one WAV file (JSON per window), or of a dataset
+    /// in the MusicNet layout into an NPZ file for training.
+    Features {
+        path: PathBuf,
+        /// Feature set.
+        #[arg(long, default_value = "seed26")]
+        set: String,
+        /// Output NPZ file (required for a dataset directory).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value_t = 0.5)]
+        hop: f64,
+        #[arg(long, default_value_t = 2.0)]
+        window: f64,
+        /// An instrument labels a window when it sounds this many seconds of it.
+        #[arg(long, default_value_t = 0.25)]
+        min_sounding: f64,
+        /// Worker threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Analyze {
+            files,
+            hop,
+            model,
+            json,
+        } => analyze(&files, hop, model, json),
+        Command::Features {
+            path,
+            set,
+            out,
+            hop,
+            window,
+            min_sounding,
+            threads,
+        } => features_cmd(
+            &path,
+            &set,
+            out.as_deref(),
+            hop,
+            window,
+            min_sounding,
+            threads,
+        ),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tutti: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A reader that stopped reading (`tutti analyze … | head`) is not an error.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || matches!(c.downcast_ref::<PipelineError>(), Some(PipelineError::Write { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Where the model is looked for when `--model` is not given.
+fn model_candidates() -> Vec<PathBuf> {
+    let mut c = vec![];
+    if let Some(p) = std::env::var_os("TUTTI_MODEL") {
+        c.push(PathBuf::from(p));
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(prefix) = exe.parent().and_then(Path::parent) {
+            c.push(prefix.join("share/tutti/models/tutti.json"));
+        }
+    }
+    c.push(PathBuf::from("/usr/share/tutti/models/tutti.json"));
+    c.push(PathBuf::from("models/tutti.json"));
+    c.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tutti.json"));
+    c
+}
+
+fn load_model(explicit: Option<PathBuf>) -> Result<Model> {
+    if let Some(p) = explicit {
+        return Ok(Model::load(&p)?);
+    }
+    let candidates = model_candidates();
+    match candidates.iter().find(|p| p.is_file()) {
+        Some(p) => Ok(Model::load(p)?),
+        None => bail!(
+            "no model found; pass --model or set TUTTI_MODEL (looked in {})",
+            candidates
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Windows scored together; small enough to keep output streaming.
+const BATCH: usize = 64;
+
+fn analyze(
+    files: &[PathBuf],
+    hop: Option<f64>,
+    model: Option<PathBuf>,
+    json: bool,
+) -> Result<ExitCode> {
+    let model = load_model(model)?;
+    let sc = &model.sidecar;
+    let spec = WindowSpec::from_seconds(
+        sc.sample_rate,
+        sc.window_seconds,
+        hop.unwrap_or(sc.hop_seconds),
+    )?;
+    let mut fx = features::extractor(&sc.feature_set, spec.sample_rate, spec.length)?;
+    let stdout = std::io::stdout();
+    let mut printer = Printer::new(
+        stdout.lock(),
+        if json {
+            Format::JsonLines
+        } else {
+            Format::Table
+        },
+    );
+    let mut failed = 0;
+    let (mut batch, mut infos, mut scores) = (Vec::new(), Vec::new(), Vec::new());
+    for file in files {
+        let name = file.display().to_string();
+        let mut flush = |batch: &mut Vec<f32>, infos: &mut Vec<(f64, bool)>| -> Result<()> {
+            if infos.is_empty() {
+                return Ok(());
+            }
+            model.predict(batch, &mut scores)?;
+            for (i, &(start, padded)) in infos.iter().enumerate() {
+                let s = &scores[i * sc.labels.len()..(i + 1) * sc.labels.len()];
+                let d = Detection::new(
+                    &name,
+                    start,
+                    start + sc.window_seconds,
+                    padded,
+                    &sc.labels,
+                    s,
+                );
+                printer.print(&d).context("writing to standard output")?;
+            }
+            batch.clear();
+            infos.clear();
+            Ok(())
+        };
+        let result =
+            pipeline::for_each_window(file, spec, fx.as_mut(), |info, feats| -> Result<()> {
+                batch.extend_from_slice(feats);
+                infos.push((spec.seconds(info.start_sample), info.padded));
+                if infos.len() == BATCH {
+                    flush(&mut batch, &mut infos)?;
+                }
+                Ok(())
+            })
+            .and_then(|_| flush(&mut batch, &mut infos));
+        if let Err(e) = result {
+            if is_broken_pipe(&e) {
+                return Ok(ExitCode::SUCCESS);
+            }
+            printer.flush().ok();
+            eprintln!("tutti: error: {e:#}");
+            batch.clear();
+            infos.clear();
+            failed += 1;
+        }
+    }
+    printer.flush().context("writing to standard output")?;
+    Ok(if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn features_cmd(
+    path: &Path,
+    set: &str,
+    out: Option<&Path>,
+    hop: f64,
+    window: f64,
+    min_sounding: f64,
+    threads: Option<usize>,
+) -> Result<ExitCode> {
+    let sr = match set {
+        "seed26" => 22050,
+        other => bail!(
+            "unknown feature set `{other}` (known: {})",
+            FEATURE_SETS.join(", ")
+        ),
+    };
+    let spec = WindowSpec::from_seconds(sr, window, hop)?;
+    if path.is_dir() {
+        let Some(out) = out else {
+            bail!(
+                "{}: a dataset directory needs --out FILE.npz",
+                path.display()
+            );
+        };
+        let recordings = dataset::scan(path)?;
+        let bar = ProgressBar::new(recordings.len() as u64).with_style(
+            ProgressStyle::with_template(
+                "features {bar:40} {pos}/{len} recordings [{elapsed} < {eta}]",
+            )
+            .expect("valid template"),
+        );
+        let threads =
+            threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let table =
+            pipeline::extract_dataset(&recordings, spec, set, min_sounding, threads, &|| {
+                bar.inc(1)
+            })?;
+        bar.finish();
+        let metadata = read_metadata(&path.join("metadata.csv"))?;
+        let meta = serde_json::json!({
+            "feature_set": table.feature_set,
+            "feature_names": table.feature_names,
+            "labels": INSTRUMENTS.iter().map(|i| serde_json::json!({"name": i.name, "program": i.program})).collect::<Vec<_>>(),
+            "sample_rate": sr,
+            "window_seconds": window,
+            "hop_seconds": hop,
+            "min_sounding_seconds": min_sounding,
+            "splits": ["train", "test"],
+            "recordings": table.recordings,
+            "metadata": metadata,
+            "source": path.display().to_string(),
+        });
+        table.write_npz(out, meta)?;
+        eprintln!(
+            "{} windows of {} recordings written to {}",
+            table.rows(),
+            recordings.len(),
+            out.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut fx = features::extractor(set, sr, spec.length)?;
+    let names = fx.feature_names().to_vec();
+    let stdout = std::io::stdout();
+    let mut lock = stdout.lock();
+    let file = path.display().to_string();
+    pipeline::for_each_window(
+        path,
+        spec,
+        fx.as_mut(),
+        |info, feats| -> Result<(), PipelineError> {
+            let start = spec.seconds(info.start_sample);
+            let map: serde_json::Map<String, serde_json::Value> = names
+                .iter()
+                .zip(feats)
+                .map(|(n, &v)| (n.clone(), serde_json::Value::from(v)))
+                .collect();
+            let line = serde_json::json!({
+                "file": file, "start": start, "end": start + window, "padded": info.padded,
+                "feature_set": set, "features": map,
+            });
+            writeln!(lock, "{line}").map_err(|source| PipelineError::Write {
+                path: "<stdout>".into(),
+                source,
+            })
+        },
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Per-recording metadata from an optional `metadata.csv` (first column the
+/// id): a map id → {column: value}. Absent file → empty map.
+fn read_metadata(path: &Path) -> Result<serde_json::Value> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(serde_json::json!({}));
+    };
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let mut map = serde_json::Map::new();
+    for line in lines.filter(|l| !l.trim().is_empty()) {
+        let cols: Vec<&str> = line.split(',').collect();
+        let row: serde_json::Map<String, serde_json::Value> = header
+            .iter()
+            .zip(&cols)
+            .skip(1)
+            .map(|(h, v)| (h.to_string(), serde_json::Value::from(*v)))
+            .collect();
+        map.insert(cols[0].to_string(), row.into());
+    }
+    Ok(map.into())
+}

@@ -1,0 +1,262 @@
+#!/usr/bin/env python3
+"""Train tutti's model from features that `tutti features` computed.
+
+StandardScaler -> PCA(16) -> multi-label RandomForest, as the seed study did.
+Writes one ONNX file holding all of it (standard operators plus a single
+multi-label TreeEnsembleClassifier, which tutti runs with its own evaluator
+inside tract), the JSON sidecar, and a parity fixture (feature rows with
+scikit-learn's probabilities) that a Rust test checks tract against.
+
+    python models/train/train.py work/features.npz --out models/tutti
+"""
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import sklearn
+from onnx import TensorProto, helper, numpy_helper
+from sklearn.decomposition import PCA
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.metrics import average_precision_score, f1_score, precision_recall_fscore_support
+from sklearn.model_selection import GroupShuffleSplit
+from sklearn.preprocessing import StandardScaler
+from tqdm import tqdm
+
+
+def load(path):
+    d = np.load(path)
+    meta = json.loads(bytes(d["meta"]).decode())
+    return d["x"].astype(np.float32), d["y"].astype(np.int64), d["recording"], d["split"], meta
+
+
+def fit_forest(x, y, args):
+    rf = RandomForestClassifier(n_estimators=0, warm_start=True, max_features="sqrt",
+                                min_samples_split=args.min_samples_split, max_depth=args.max_depth,
+                                min_samples_leaf=args.min_samples_leaf, n_jobs=-1, random_state=args.seed)
+    step = 10
+    with tqdm(total=args.trees, desc="forest", unit="tree") as bar:
+        while rf.n_estimators < args.trees:
+            rf.n_estimators = min(args.trees, rf.n_estimators + step)
+            rf.fit(x, y)
+            bar.update(rf.n_estimators - bar.n)
+    return rf
+
+
+def proba(rf, z):
+    """Multi-label probabilities, rows x labels."""
+    return np.stack([p[:, 1] if p.shape[1] == 2 else np.zeros(len(z)) for p in rf.predict_proba(z)], axis=1)
+
+
+def forest_node(rf, n_labels):
+    """The whole multi-label forest as ONE TreeEnsembleClassifier: class ids
+    are label indices, each leaf carries P(label) / n_trees for every label
+    with a non-zero probability, post_transform NONE: the summed scores are
+    scikit-learn's predict_proba[k][:, 1]."""
+    a = {k: [] for k in ["nodes_treeids", "nodes_nodeids", "nodes_featureids", "nodes_values",
+                         "nodes_modes", "nodes_truenodeids", "nodes_falsenodeids", "class_treeids",
+                         "class_nodeids", "class_ids", "class_weights"]}
+    n_trees = len(rf.estimators_)
+    for t, est in enumerate(rf.estimators_):
+        tree = est.tree_
+        # Labels that were constant in this tree's bootstrap have one class.
+        value = tree.value  # nodes x labels x classes
+        for i in range(tree.node_count):
+            left, right = tree.children_left[i], tree.children_right[i]
+            a["nodes_treeids"].append(t)
+            a["nodes_nodeids"].append(i)
+            if left == -1:
+                a["nodes_featureids"].append(0)
+                a["nodes_values"].append(0.0)
+                a["nodes_modes"].append("LEAF")
+                a["nodes_truenodeids"].append(0)
+                a["nodes_falsenodeids"].append(0)
+                for k in range(n_labels):
+                    classes = est.classes_[k]
+                    v = value[i, k, : len(classes)]
+                    total = v.sum()
+                    p = 0.0
+                    if total > 0 and 1 in list(classes):
+                        p = v[list(classes).index(1)] / total
+                    if p > 0:
+                        a["class_treeids"].append(t)
+                        a["class_nodeids"].append(i)
+                        a["class_ids"].append(k)
+                        a["class_weights"].append(p / n_trees)
+            else:
+                a["nodes_featureids"].append(int(tree.feature[i]))
+                a["nodes_values"].append(float(tree.threshold[i]))
+                a["nodes_modes"].append("BRANCH_LEQ")
+                a["nodes_truenodeids"].append(int(left))
+                a["nodes_falsenodeids"].append(int(right))
+    return helper.make_node("TreeEnsembleClassifier", ["pca"], ["label", "probabilities"],
+                            name="forest", domain="ai.onnx.ml", post_transform="NONE",
+                            classlabels_int64s=list(range(n_labels)), **a)
+
+
+def export_onnx(scaler, pca, rf, n_features, n_labels):
+    inits = [
+        numpy_helper.from_array(scaler.mean_.astype(np.float32), "scaler_mean"),
+        numpy_helper.from_array(scaler.scale_.astype(np.float32), "scaler_scale"),
+        numpy_helper.from_array(pca.mean_.astype(np.float32), "pca_mean"),
+        numpy_helper.from_array(pca.components_.T.astype(np.float32), "pca_components"),
+    ]
+    nodes = [
+        helper.make_node("Sub", ["features", "scaler_mean"], ["centred"], name="scaler_centre"),
+        helper.make_node("Div", ["centred", "scaler_scale"], ["scaled"], name="scaler_scale"),
+        helper.make_node("Sub", ["scaled", "pca_mean"], ["pca_centred"], name="pca_centre"),
+        helper.make_node("MatMul", ["pca_centred", "pca_components"], ["pca"], name="pca_project"),
+        forest_node(rf, n_labels),
+    ]
+    graph = helper.make_graph(
+        nodes, "tutti",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", n_features])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", n_labels])],
+        initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
+                                                    helper.make_opsetid("ai.onnx.ml", 3)],
+                              producer_name="tutti-train")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def choose_thresholds(y, p):
+    """Per label, the threshold in 0.05..0.95 with the best F1 on validation."""
+    grid = np.round(np.arange(0.05, 0.951, 0.01), 2)
+    out = []
+    for k in range(y.shape[1]):
+        if y[:, k].sum() == 0:
+            out.append(0.5)
+            continue
+        f1s = [f1_score(y[:, k], p[:, k] >= t, zero_division=0) for t in grid]
+        out.append(float(grid[int(np.argmax(f1s))]))
+    return np.array(out)
+
+
+def metrics(y, p, thresholds, names):
+    pred = p >= thresholds
+    prec, rec, f1, support = precision_recall_fscore_support(y, pred, zero_division=0)
+    present = y.sum(axis=0) > 0
+    ap = [average_precision_score(y[:, k], p[:, k]) if present[k] else None for k in range(y.shape[1])]
+    single = y.sum(axis=1) == 1
+    poly = y.sum(axis=1) >= 2
+    r = lambda v: round(float(v), 4)
+    return {
+        "windows": int(len(y)),
+        "macro_f1": r(f1_score(y[:, present], pred[:, present], average="macro", zero_division=0)),
+        "micro_f1": r(f1_score(y, pred, average="micro", zero_division=0)),
+        "mAP": r(np.mean([a for a in ap if a is not None])),
+        "macro_f1_single_instrument": r(f1_score(y[single][:, present], pred[single][:, present], average="macro", zero_division=0)) if single.any() else None,
+        "macro_f1_mixtures": r(f1_score(y[poly][:, present], pred[poly][:, present], average="macro", zero_division=0)) if poly.any() else None,
+        "per_instrument": {n: {"precision": r(prec[k]), "recall": r(rec[k]), "f1": r(f1[k]),
+                               "ap": None if ap[k] is None else r(ap[k]), "support": int(support[k])}
+                           for k, n in enumerate(names)},
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("features", help="NPZ written by `tutti features DIR --out`")
+    ap.add_argument("--out", default="models/tutti", help="output stem: writes STEM.onnx and STEM.json")
+    ap.add_argument("--parity", default="tests/fixtures/model_parity.json")
+    ap.add_argument("--trees", type=int, default=100)
+    ap.add_argument("--max-depth", type=int, default=None)
+    ap.add_argument("--min-samples-split", type=int, default=20)
+    ap.add_argument("--min-samples-leaf", type=int, default=1)
+    ap.add_argument("--pca", type=int, default=16)
+    ap.add_argument("--validation", type=float, default=0.2, help="fraction of training recordings for thresholds")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    x, y, rec, split, meta = load(args.features)
+    names = [l["name"] for l in meta["labels"]]
+    train_all, test = np.where(split == 0)[0], np.where(split == 1)[0]
+    if len(train_all) == 0 or len(test) == 0:
+        sys.exit(f"{args.features}: needs windows in both the train and the test split")
+    gss = GroupShuffleSplit(n_splits=1, test_size=args.validation, random_state=args.seed)
+    fit_i, val_i = next(gss.split(x[train_all], groups=rec[train_all]))
+    fit, val = train_all[fit_i], train_all[val_i]
+    print(f"windows: fit {len(fit)}, validation {len(val)}, test {len(test)} "
+          f"(recordings {len(set(rec[fit]))}/{len(set(rec[val]))}/{len(set(rec[test]))})")
+
+    t0 = time.time()
+    scaler = StandardScaler().fit(x[fit])
+    pca = PCA(n_components=args.pca, random_state=args.seed).fit(scaler.transform(x[fit]))
+    z = lambda i: pca.transform(scaler.transform(x[i])).astype(np.float32)
+    rf = fit_forest(z(fit), y[fit], args)
+    fit_seconds = time.time() - t0
+    lost = 1.0 - float(np.sum(pca.explained_variance_ratio_))
+
+    p_val, p_test = proba(rf, z(val)), proba(rf, z(test))
+    thresholds = choose_thresholds(y[val], p_val)
+
+    onnx_model = export_onnx(scaler, pca, rf, x.shape[1], len(names))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    onnx_bytes = onnx_model.SerializeToString()
+
+    # The exported graph must reproduce scikit-learn before it is written.
+    sess = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    ort_p = sess.run(["probabilities"], {"features": x[test]})[0]
+    ort_diff = float(np.max(np.abs(ort_p - p_test)))
+    print(f"onnxruntime vs scikit-learn on {len(test)} test windows: max |diff| {ort_diff:.2e}")
+
+    val_metrics = metrics(y[val], p_val, thresholds, names)
+    test_metrics = metrics(y[test], p_test, thresholds, names)
+    sources = sorted({m.get("soundfont", "?") for m in meta.get("metadata", {}).values()}) or ["unknown"]
+    sidecar = {
+        "model_file": out.with_suffix(".onnx").name,
+        "onnx_sha256": hashlib.sha256(onnx_bytes).hexdigest(),
+        "labels": [{"name": n, "program": l["program"], "threshold": float(t)}
+                   for n, l, t in zip(names, meta["labels"], thresholds)],
+        "sample_rate": meta["sample_rate"],
+        "window_seconds": meta["window_seconds"],
+        "hop_seconds": meta["hop_seconds"],
+        "feature_set": meta["feature_set"],
+        "feature_names": meta["feature_names"],
+        "training": {
+            "recipe": "StandardScaler -> PCA -> multi-label RandomForestClassifier",
+            "pca_components": args.pca, "pca_information_lost": round(lost, 4),
+            "trees": args.trees, "max_depth": args.max_depth, "max_features": "sqrt",
+            "min_samples_split": args.min_samples_split, "min_samples_leaf": args.min_samples_leaf,
+            "seed": args.seed, "fit_seconds": round(fit_seconds, 1),
+            "scikit_learn": sklearn.__version__, "forest_nodes": int(sum(e.tree_.node_count for e in rf.estimators_)),
+            "data": meta.get("source"), "sources": sources,
+            "min_sounding_seconds": meta.get("min_sounding_seconds"),
+            "windows": {"fit": int(len(fit)), "validation": int(len(val)), "test": int(len(test))},
+            "recordings": {"fit": len(set(rec[fit])), "validation": len(set(rec[val])), "test": len(set(rec[test]))},
+            "positives_fit": {n: int(c) for n, c in zip(names, y[fit].sum(axis=0))},
+            "split": "test = the dataset's test split (whole recordings); validation = 20% of training recordings, grouped by recording; thresholds chosen on validation",
+        },
+        "validation": {"thresholds_from": "validation", "validation": val_metrics, "test": test_metrics,
+                       "onnxruntime_max_abs_diff": ort_diff},
+    }
+    # Write the ONNX file and then the sidecar, each through a temporary file.
+    for path, data in [(out.with_suffix(".onnx"), onnx_bytes),
+                       (out.with_suffix(".json"), (json.dumps(sidecar, indent=1) + "\n").encode())]:
+        tmp = path.with_suffix(path.suffix + ".partial")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+
+    rng = np.random.default_rng(args.seed)
+    rows = rng.choice(test, size=min(64, len(test)), replace=False)
+    parity = {"model": out.with_suffix(".json").name, "onnx_sha256": sidecar["onnx_sha256"],
+              "features": x[rows].tolist(), "probabilities": proba(rf, z(rows)).tolist()}
+    Path(args.parity).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.parity).write_text(json.dumps(parity) + "\n")
+
+    size = len(onnx_bytes) / 1e6
+    print(f"wrote {out.with_suffix('.onnx')} ({size:.1f} MB) and {out.with_suffix('.json')}")
+    for name, m in [("validation", val_metrics), ("test", test_metrics)]:
+        print(f"{name}: macro-F1 {m['macro_f1']}, micro-F1 {m['micro_f1']}, mAP {m['mAP']}, "
+              f"single {m['macro_f1_single_instrument']}, mixtures {m['macro_f1_mixtures']}")
+
+
+if __name__ == "__main__":
+    main()

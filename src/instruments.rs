@@ -1,0 +1,94 @@
+//! The instruments tutti recognises: the MusicNet set, named by their
+//! General MIDI program numbers (1-based, as MusicNet's label files use).
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Instrument {
+    pub name: &'static str,
+    /// General MIDI program, 1-based.
+    pub program: u8,
+    /// A comfortable playing range (MIDI notes), used to render training audio.
+    pub range: (u8, u8),
+}
+
+pub const INSTRUMENTS: [Instrument; 11] = [
+    Instrument {
+        name: "piano",
+        program: 1,
+        range: (33, 96),
+    },
+    Instrument {
+        name: "harpsichord",
+        program: 7,
+        range: (36, 86),
+    },
+    Instrument {
+        name: "violin",
+        program: 41,
+        range: (55, 100),
+    },
+    Instrument {
+        name: "viola",
+        program: 42,
+        range: (48, 88),
+    },
+    Instrument {
+        name: "cello",
+        program: 43,
+        range: (36, 76),
+    },
+    Instrument {
+        name: "contrabass",
+        program: 44,
+        range: (28, 60),
+    },
+    Instrument {
+        name: "horn",
+        program: 61,
+        range: (41, 77),
+    },
+    Instrument {
+        name: "oboe",
+        program: 69,
+        range: (58, 91),
+    },
+    Instrument {
+        name: "bassoon",
+        program: 71,
+        range: (34, 72),
+    },
+    Instrument {
+        name: "clarinet",
+        program: 72,
+        range: (50, 91),
+    },
+    Instrument {
+        name: "flute",
+        program: 74,
+        range: (60, 96),
+    },
+];
+
+/// Index in [`INSTRUMENTS`] of a General MIDI program, if it is one of ours.
+pub fn index_of_program(program: u32) -> Option<usize> {
+    INSTRUMENTS
+        .iter()
+        .position(|i| u32::from(i.program) == program)
+}
+
+pub fn index_of_name(name: &str) -> Option<usize> {
+    INSTRUMENTS.iter().position(|i| i.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn programs_match_general_midi() {
+        let programs: Vec<u8> = INSTRUMENTS.iter().map(|i| i.program).collect();
+        assert_eq!(programs, [1, 7, 41, 42, 43, 44, 61, 69, 71, 72, 74]);
+        assert_eq!(index_of_program(43), Some(4));
+        assert_eq!(index_of_name("flute"), Some(10));
+        assert_eq!(index_of_program(2), None);
+    }
+}

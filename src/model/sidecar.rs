@@ -1,0 +1,107 @@
+//! The model sidecar: everything needed to feed the ONNX file and read its
+//! output, written by the training recipe next to the ONNX file.
+
+use super::ModelError;
+use crate::features;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LabelSpec {
+    pub name: String,
+    /// General MIDI program, 1-based.
+    pub program: u8,
+    /// Score at or above which the instrument is reported as playing.
+    pub threshold: f32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Sidecar {
+    /// ONNX file name, relative to the sidecar.
+    pub model_file: String,
+    pub onnx_sha256: String,
+    /// Labels in the order of the model's score output.
+    pub labels: Vec<LabelSpec>,
+    pub sample_rate: u32,
+    pub window_seconds: f64,
+    pub hop_seconds: f64,
+    pub feature_set: String,
+    pub feature_names: Vec<String>,
+    #[serde(default)]
+    pub training: serde_json::Value,
+    #[serde(default)]
+    pub validation: serde_json::Value,
+}
+
+impl Sidecar {
+    pub fn load(path: &Path) -> Result<Sidecar, ModelError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let sidecar: Sidecar = serde_json::from_str(&text).map_err(|e| ModelError::Sidecar {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let bad = |reason: String| ModelError::Sidecar {
+            path: path.to_path_buf(),
+            reason,
+        };
+        if sidecar.labels.is_empty() {
+            return Err(bad("`labels` is empty".into()));
+        }
+        if let Some(l) = sidecar
+            .labels
+            .iter()
+            .find(|l| !(0.0..=1.0).contains(&l.threshold))
+        {
+            return Err(bad(format!(
+                "threshold {} of `{}` is outside [0, 1]",
+                l.threshold, l.name
+            )));
+        }
+        if !(sidecar.window_seconds > 0.0 && sidecar.hop_seconds > 0.0 && sidecar.sample_rate > 0) {
+            return Err(bad(
+                "window_seconds, hop_seconds and sample_rate must be positive".into(),
+            ));
+        }
+        Ok(sidecar)
+    }
+
+    /// Checks that this build computes the sidecar's feature set, with the
+    /// same feature names in the same order.
+    pub fn check_feature_set(&self, path: &Path) -> Result<(), ModelError> {
+        let window = (self.window_seconds * f64::from(self.sample_rate)).round() as usize;
+        let fx =
+            features::extractor(&self.feature_set, self.sample_rate, window).map_err(
+                |e| match e {
+                    features::FeatureError::UnknownSet { known, .. } => {
+                        ModelError::UnknownFeatureSet {
+                            path: path.to_path_buf(),
+                            set: self.feature_set.clone(),
+                            known,
+                        }
+                    }
+                    other => ModelError::Sidecar {
+                        path: path.to_path_buf(),
+                        reason: other.to_string(),
+                    },
+                },
+            )?;
+        let actual = fx.feature_names();
+        for index in 0..actual.len().max(self.feature_names.len()) {
+            let (s, a) = (self.feature_names.get(index), actual.get(index));
+            if s != a {
+                return Err(ModelError::FeatureNames {
+                    path: path.to_path_buf(),
+                    set: self.feature_set.clone(),
+                    index,
+                    sidecar: s.cloned().unwrap_or_else(|| "(none)".into()),
+                    actual: a.cloned().unwrap_or_else(|| "(none)".into()),
+                });
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,223 @@
+//! Drives a file through the stages: audio → windows → features. Both
+//! `tutti analyze` and dataset extraction go through [`for_each_window`], so
+//! a model is always served the features it was trained on.
+
+use crate::audio::{AudioError, MonoStream};
+use crate::dataset::{self, DatasetError, Recording};
+use crate::features::{self, FeatureError, FeatureExtractor};
+use crate::instruments::INSTRUMENTS;
+use crate::window::{WindowInfo, WindowSpec, Windower};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Audio(#[from] AudioError),
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
+    #[error(transparent)]
+    Features(#[from] FeatureError),
+    #[error("{path}: cannot write: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: cannot write NPZ: {reason}")]
+    Npz { path: PathBuf, reason: String },
+}
+
+/// Streams `path` window by window, calling `f` with each window's position
+/// and features. Memory stays bounded by one decoding block plus a window.
+/// Returns the number of windows.
+pub fn for_each_window<E: From<AudioError>>(
+    path: &Path,
+    spec: WindowSpec,
+    fx: &mut dyn FeatureExtractor,
+    mut f: impl FnMut(WindowInfo, &[f32]) -> Result<(), E>,
+) -> Result<u64, E> {
+    let mut stream = MonoStream::open(path, spec.sample_rate)?;
+    let mut windower = Windower::new(spec);
+    let mut block = Vec::with_capacity(1 << 16);
+    let mut window = vec![0.0f32; spec.length];
+    let mut feats = vec![0.0f32; fx.len()];
+    let mut count = 0;
+    loop {
+        block.clear();
+        let more = stream.read_into(&mut block)?;
+        windower.push(&block);
+        while let Some(info) = windower.next_window(&mut window) {
+            fx.compute(&window, &mut feats);
+            f(info, &feats)?;
+            count += 1;
+        }
+        if !more {
+            break;
+        }
+    }
+    if let Some(info) = windower.finish(&mut window) {
+        fx.compute(&window, &mut feats);
+        f(info, &feats)?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// Features and multi-hot labels of every window of a dataset.
+#[derive(Debug, Default)]
+pub struct FeatureTable {
+    pub feature_set: String,
+    pub feature_names: Vec<String>,
+    pub n_features: usize,
+    /// Row-major, windows × features.
+    pub x: Vec<f32>,
+    /// Row-major, windows × instruments, 0 or 1.
+    pub y: Vec<u8>,
+    /// Index into `recordings` for each window.
+    pub recording: Vec<u32>,
+    pub start: Vec<f64>,
+    pub split: Vec<u8>,
+    pub recordings: Vec<String>,
+}
+
+impl FeatureTable {
+    pub fn rows(&self) -> usize {
+        self.recording.len()
+    }
+
+    /// Writes the table as NPZ (arrays `x`, `y`, `recording`, `start`,
+    /// `split`, and `meta`: UTF-8 JSON bytes with names and settings).
+    /// Written to a temporary file first, so no partial file is left.
+    pub fn write_npz(&self, path: &Path, meta: serde_json::Value) -> Result<(), PipelineError> {
+        use ndarray::{Array1, Array2};
+        let npz_err = |reason: String| PipelineError::Npz {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let tmp = path.with_extension("npz.partial");
+        let result = (|| -> Result<(), PipelineError> {
+            let file = std::fs::File::create(&tmp).map_err(|source| PipelineError::Write {
+                path: tmp.clone(),
+                source,
+            })?;
+            let mut npz = ndarray_npy::NpzWriter::new(std::io::BufWriter::new(file));
+            let n = self.rows();
+            let x = Array2::from_shape_vec((n, self.n_features), self.x.clone())
+                .map_err(|e| npz_err(e.to_string()))?;
+            let y = Array2::from_shape_vec((n, INSTRUMENTS.len()), self.y.clone())
+                .map_err(|e| npz_err(e.to_string()))?;
+            let meta = Array1::from_vec(meta.to_string().into_bytes());
+            let e = |e: ndarray_npy::WriteNpzError| npz_err(e.to_string());
+            npz.add_array("x", &x).map_err(e)?;
+            npz.add_array("y", &y).map_err(e)?;
+            npz.add_array("recording", &Array1::from_vec(self.recording.clone()))
+                .map_err(e)?;
+            npz.add_array("start", &Array1::from_vec(self.start.clone()))
+                .map_err(e)?;
+            npz.add_array("split", &Array1::from_vec(self.split.clone()))
+                .map_err(e)?;
+            npz.add_array("meta", &meta).map_err(e)?;
+            npz.finish().map_err(e)?;
+            Ok(())
+        })();
+        match result {
+            Ok(()) => std::fs::rename(&tmp, path).map_err(|source| PipelineError::Write {
+                path: path.to_path_buf(),
+                source,
+            }),
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Computes features and window labels for every recording of a
+/// MusicNet-layout dataset, on `threads` worker threads; `progress` is
+/// called once per finished recording. Rows come out in recording order.
+pub fn extract_dataset(
+    recordings: &[Recording],
+    spec: WindowSpec,
+    set: &str,
+    min_sounding: f64,
+    threads: usize,
+    progress: &(dyn Fn() + Sync),
+) -> Result<FeatureTable, PipelineError> {
+    struct Part {
+        x: Vec<f32>,
+        y: Vec<u8>,
+        start: Vec<f64>,
+    }
+    let probe = features::extractor(set, spec.sample_rate, spec.length)?;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let threads = threads.clamp(1, recordings.len().max(1));
+    let mut parts: Vec<Option<Part>> = (0..recordings.len()).map(|_| None).collect();
+    let results: Vec<Result<Vec<(usize, Part)>, PipelineError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| -> Result<Vec<(usize, Part)>, PipelineError> {
+                    let mut fx = features::extractor(set, spec.sample_rate, spec.length)?;
+                    let mut done = vec![];
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(rec) = recordings.get(i) else { break };
+                        let notes = dataset::read_labels(&rec.labels)?;
+                        let mut part = Part {
+                            x: vec![],
+                            y: vec![],
+                            start: vec![],
+                        };
+                        for_each_window(
+                            &rec.wav,
+                            spec,
+                            fx.as_mut(),
+                            |info, feats| -> Result<(), PipelineError> {
+                                let start = spec.seconds(info.start_sample);
+                                let end = start + spec.seconds(spec.length as u64);
+                                part.x.extend_from_slice(feats);
+                                let labels =
+                                    dataset::window_labels(&notes, start, end, min_sounding);
+                                part.y.extend(labels.iter().map(|&b| u8::from(b)));
+                                part.start.push(start);
+                                Ok(())
+                            },
+                        )?;
+                        done.push((i, part));
+                        progress();
+                    }
+                    Ok(done)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("feature worker panicked"))
+            .collect()
+    });
+    for r in results {
+        for (i, part) in r? {
+            parts[i] = Some(part);
+        }
+    }
+    let mut table = FeatureTable {
+        feature_set: set.to_string(),
+        feature_names: probe.feature_names().to_vec(),
+        n_features: probe.len(),
+        ..Default::default()
+    };
+    for (i, part) in parts.into_iter().enumerate() {
+        let part = part.expect("every recording was processed");
+        table
+            .recording
+            .extend(std::iter::repeat_n(i as u32, part.start.len()));
+        table.split.extend(std::iter::repeat_n(
+            recordings[i].split as u8,
+            part.start.len(),
+        ));
+        table.x.extend(part.x);
+        table.y.extend(part.y);
+        table.start.extend(part.start);
+        table.recordings.push(recordings[i].id.clone());
+    }
+    Ok(table)
+}
