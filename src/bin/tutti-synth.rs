@@ -18,7 +18,7 @@ use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tutti::dataset::{LABEL_HEADER, LABEL_RATE};
-use tutti::instruments::INSTRUMENTS;
+use tutti::instruments::{index_of_name, INSTRUMENTS};
 
 #[derive(Parser)]
 #[command(about = "Render labelled instrument clips from SoundFonts in the MusicNet layout")]
@@ -41,6 +41,13 @@ struct Args {
     test_fraction: f64,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Render one clip of exactly these instruments (comma-separated names,
+    /// each playing the whole clip) to this WAV file, with its labels in the
+    /// same place with `.csv`, instead of a dataset.
+    #[arg(long, requires = "instruments")]
+    example: Option<PathBuf>,
+    #[arg(long, value_delimiter = ',')]
+    instruments: Vec<String>,
 }
 
 const RATE: i32 = 44100;
@@ -81,6 +88,7 @@ fn compose(
     inst: usize,
     channel: i32,
     seconds: f64,
+    whole: bool,
     notes: &mut Vec<Note>,
     events: &mut Vec<Event>,
 ) {
@@ -89,7 +97,7 @@ fn compose(
     let keyboard = spec.name == "piano" || spec.name == "harpsichord";
     let bpm = rng.random_range(60.0..150.0);
     let beat = 60.0 / bpm;
-    let (mut t, stop) = match rng.random_range(0..10) {
+    let (mut t, stop) = match if whole { 9 } else { rng.random_range(0..10) } {
         0..=1 => (rng.random_range(0.0..seconds * 0.6), seconds),
         2..=3 => (0.0, rng.random_range(seconds * 0.4..seconds)),
         _ => (0.0, seconds),
@@ -181,6 +189,62 @@ fn render(
         .collect()
 }
 
+/// Composes the parts of `chosen` instruments and renders them, peak
+/// normalised to a random level between -11 and -1 dBFS.
+fn render_clip(
+    rng: &mut StdRng,
+    synth: &mut Synthesizer,
+    chosen: &[usize],
+    seconds: f64,
+    whole: bool,
+) -> (Vec<f32>, Vec<Note>) {
+    let (mut notes, mut events, mut parts) = (vec![], vec![], vec![]);
+    for (ch, &k) in chosen.iter().enumerate() {
+        compose(rng, k, ch as i32, seconds, whole, &mut notes, &mut events);
+        parts.push((ch as i32, INSTRUMENTS[k].program));
+    }
+    let mut audio = render(synth, seconds, &parts, &mut events);
+    let peak = audio.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    if peak > 0.0 {
+        let gain = rng.random_range(0.3..0.9) / peak;
+        audio.iter_mut().for_each(|x| *x *= gain);
+    }
+    notes.sort_by(|a, b| a.start.total_cmp(&b.start));
+    (audio, notes)
+}
+
+/// Writes a clip as 16-bit mono WAV and its notes as a MusicNet label file.
+fn write_clip(wav: &Path, labels: &Path, audio: &[f32], notes: Vec<Note>) -> Result<()> {
+    write_atomic(wav, |tmp| {
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: RATE as u32,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(tmp, spec)?;
+        for &x in audio {
+            w.write_sample((x.clamp(-1.0, 1.0) * 32767.0).round() as i16)?;
+        }
+        Ok(w.finalize()?)
+    })?;
+    let mut csv = format!("{LABEL_HEADER}\n");
+    for n in &notes {
+        let _ = writeln!(
+            csv,
+            "{},{},{},{},{:.3},{:.3},{}",
+            (n.start * LABEL_RATE).round() as u64,
+            (n.end * LABEL_RATE).round() as u64,
+            n.program,
+            n.key,
+            n.start_beat,
+            n.beats,
+            note_value(n.beats)
+        );
+    }
+    write_atomic(labels, |tmp| Ok(std::fs::write(tmp, &csv)?))
+}
+
 /// Writes `bytes` to `path` through a temporary file, so a crash never leaves
 /// a partial file behind.
 fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
@@ -190,8 +254,34 @@ fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<
         .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }
 
+fn synthesizer(sf_path: &Path) -> Result<Synthesizer> {
+    let file = File::open(sf_path)
+        .with_context(|| format!("{}: cannot open SoundFont", sf_path.display()))?;
+    let font =
+        Arc::new(SoundFont::new(&mut BufReader::new(file)).map_err(|e| {
+            anyhow::anyhow!("{}: not a usable SoundFont: {e:?}", sf_path.display())
+        })?);
+    let mut settings = SynthesizerSettings::new(RATE);
+    settings.enable_reverb_and_chorus = false;
+    Synthesizer::new(&font, &settings)
+        .map_err(|e| anyhow::anyhow!("{}: cannot start synthesizer: {e:?}", sf_path.display()))
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
+    if let Some(example) = &args.example {
+        let chosen = args
+            .instruments
+            .iter()
+            .map(|n| index_of_name(n).with_context(|| format!("unknown instrument `{n}`")))
+            .collect::<Result<Vec<_>>>()?;
+        let mut synth = synthesizer(&args.soundfonts[0])?;
+        let mut rng = StdRng::seed_from_u64(args.seed);
+        let (audio, notes) = render_clip(&mut rng, &mut synth, &chosen, args.seconds, true);
+        write_clip(example, &example.with_extension("csv"), &audio, notes)?;
+        eprintln!("wrote {}", example.display());
+        return Ok(());
+    }
     if args.seconds.is_nan() || args.seconds < 1.0 || !(0.0..1.0).contains(&args.test_fraction) {
         bail!("--seconds must be at least 1 and --test-fraction in [0, 1)");
     }
@@ -233,60 +323,15 @@ fn main() -> Result<()> {
                     chosen.push(k);
                 }
             }
-            let (mut notes, mut events, mut parts) = (vec![], vec![], vec![]);
-            for (ch, &k) in chosen.iter().enumerate() {
-                compose(
-                    &mut rng,
-                    k,
-                    ch as i32,
-                    args.seconds,
-                    &mut notes,
-                    &mut events,
-                );
-                parts.push((ch as i32, INSTRUMENTS[k].program));
-            }
-            let mut audio = render(&mut synth, args.seconds, &parts, &mut events);
-            let peak = audio.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-            if peak > 0.0 {
-                let gain = rng.random_range(0.3..0.9) / peak;
-                audio.iter_mut().for_each(|x| *x *= gain);
-            }
+            let (audio, notes) = render_clip(&mut rng, &mut synth, &chosen, args.seconds, false);
             let split = if rng.random_bool(args.test_fraction) {
                 "test"
             } else {
                 "train"
             };
             let wav = args.out.join(format!("{split}_data/{id}.wav"));
-            write_atomic(&wav, |tmp| {
-                let spec = hound::WavSpec {
-                    channels: 1,
-                    sample_rate: RATE as u32,
-                    bits_per_sample: 16,
-                    sample_format: hound::SampleFormat::Int,
-                };
-                let mut w = hound::WavWriter::create(tmp, spec)?;
-                for &x in &audio {
-                    w.write_sample((x.clamp(-1.0, 1.0) * 32767.0).round() as i16)?;
-                }
-                Ok(w.finalize()?)
-            })?;
-            notes.sort_by(|a, b| a.start.total_cmp(&b.start));
-            let mut csv = format!("{LABEL_HEADER}\n");
-            for n in &notes {
-                let _ = writeln!(
-                    csv,
-                    "{},{},{},{},{:.3},{:.3},{}",
-                    (n.start * LABEL_RATE).round() as u64,
-                    (n.end * LABEL_RATE).round() as u64,
-                    n.program,
-                    n.key,
-                    n.start_beat,
-                    n.beats,
-                    note_value(n.beats)
-                );
-            }
             let labels = args.out.join(format!("{split}_labels/{id}.csv"));
-            write_atomic(&labels, |tmp| Ok(std::fs::write(tmp, &csv)?))?;
+            write_clip(&wav, &labels, &audio, notes)?;
             let names: Vec<&str> = chosen.iter().map(|&k| INSTRUMENTS[k].name).collect();
             let _ = writeln!(meta, "{id},{split},{sf_name},{}", names.join(" "));
             bar.inc(1);

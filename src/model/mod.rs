@@ -69,6 +69,29 @@ pub struct Model {
     pub onnx_path: PathBuf,
     plan: Plan,
     n_features: usize,
+    out_index: usize,
+}
+
+/// Declared dimensions of a graph input or output (`None` for symbolic ones).
+fn declared_dims(v: &tract_onnx::pb::ValueInfoProto) -> Vec<Option<i64>> {
+    use tract_onnx::pb::tensor_shape_proto::dimension::Value as Dim;
+    use tract_onnx::pb::type_proto::Value as Type;
+    match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(Type::TensorType(t)) => t
+            .shape
+            .as_ref()
+            .map(|s| {
+                s.dim
+                    .iter()
+                    .map(|d| match d.value {
+                        Some(Dim::DimValue(n)) => Some(n),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        _ => vec![],
+    }
 }
 
 /// Hex sha256 of a file's bytes.
@@ -111,31 +134,52 @@ impl Model {
             path: onnx_path.clone(),
             reason: format!("{e:#}"),
         };
+        // Widths are read from the graph's declared input and output before
+        // tract analyses it, so a mismatch is named as such.
+        let proto = <tract_onnx::pb::ModelProto as prost::Message>::decode(bytes.as_slice())
+            .map_err(|e| ModelError::Onnx {
+                path: onnx_path.clone(),
+                reason: format!("not an ONNX protobuf: {e}"),
+            })?;
+        let graph = proto.graph.as_ref().ok_or_else(|| ModelError::Onnx {
+            path: onnx_path.clone(),
+            reason: "the file holds no graph".into(),
+        })?;
+        let inits: Vec<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+        let input = graph
+            .input
+            .iter()
+            .find(|i| !inits.contains(&i.name.as_str()));
+        let n_features = sidecar.feature_names.len();
+        let width = input.and_then(|i| declared_dims(i).get(1).copied().flatten());
+        if input.map(|i| declared_dims(i).len()) != Some(2) || width != Some(n_features as i64) {
+            return Err(ModelError::InputWidth {
+                path: onnx_path,
+                model: width.map_or("an unknown number of".into(), |w| w.to_string()),
+                sidecar: n_features,
+            });
+        }
+        let out_index = graph
+            .output
+            .iter()
+            .position(|o| o.name == "probabilities")
+            .unwrap_or(graph.output.len().saturating_sub(1));
+        let n_labels = sidecar.labels.len();
+        let scores = graph
+            .output
+            .get(out_index)
+            .and_then(|o| declared_dims(o).get(1).copied().flatten());
+        if scores != Some(n_labels as i64) {
+            return Err(ModelError::LabelCount {
+                path: onnx_path,
+                model: scores.map_or("an unknown number of".into(), |w| w.to_string()),
+                sidecar: n_labels,
+            });
+        }
         let model = tract_op::onnx_with_forest()
             .model_for_read(&mut bytes.as_slice())
             .map_err(onnx_err)?;
         let model = model.into_typed().map_err(onnx_err)?;
-        // Width and label count come from the ONNX graph itself.
-        let in_fact = model.input_fact(0).map_err(onnx_err)?.clone();
-        let width = in_fact.shape.last().cloned();
-        let n_features = sidecar.feature_names.len();
-        if in_fact.rank() != 2 || width != Some(n_features.to_dim()) {
-            return Err(ModelError::InputWidth {
-                path: onnx_path,
-                model: width.map_or("?".into(), |w| w.to_string()),
-                sidecar: n_features,
-            });
-        }
-        let out_index = model.outputs.len() - 1;
-        let out_fact = model.output_fact(out_index).map_err(onnx_err)?.clone();
-        let n_labels = sidecar.labels.len();
-        if out_fact.rank() != 2 || out_fact.shape[1] != n_labels.to_dim() {
-            return Err(ModelError::LabelCount {
-                path: onnx_path,
-                model: out_fact.shape.last().map_or("?".into(), |d| d.to_string()),
-                sidecar: n_labels,
-            });
-        }
         let plan = model
             .into_optimized()
             .and_then(|m| m.into_runnable())
@@ -145,6 +189,7 @@ impl Model {
             onnx_path,
             plan,
             n_features,
+            out_index,
         })
     }
 
@@ -167,7 +212,7 @@ impl Model {
             .run(tvec!(input.into_tvalue()))
             .map_err(|e| run_err(format!("{e:#}")))?;
         let scores = result
-            .last()
+            .get(self.out_index)
             .ok_or_else(|| run_err("the model has no outputs".into()))?
             .to_plain_array_view::<f32>()
             .map_err(|e| run_err(e.to_string()))?;

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Rebuilds the shipped model from nothing: renders labelled audio from the
+# Debian SoundFonts, computes features with tutti itself, trains, exports
+# models/tutti.onnx + models/tutti.json + models/README.md, and refreshes the
+# model parity fixture. Settings come from the environment:
+#   CLIPS (per SoundFont, default 600)  CLIP_SECONDS (10)  TREES (100)
+#   WORK (scratch dir, default work/)   OUT (model stem, default models/tutti)
+#   DATASET (use an existing MusicNet-layout directory instead of rendering)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+CLIPS=${CLIPS:-600}
+CLIP_SECONDS=${CLIP_SECONDS:-10}
+TREES=${TREES:-100}
+WORK=${WORK:-work}
+OUT=${OUT:-models/tutti}
+PARITY=${PARITY:-tests/fixtures/model_parity.json}
+CARD=${CARD:-models/README.md}
+SF_DIR=/usr/share/sounds/sf2
+SOUNDFONTS=("$SF_DIR/FluidR3_GM.sf2" "$SF_DIR/TimGM6mb.sf2")
+
+step() { printf '\n== %s\n' "$*" >&2; }
+
+if [ -z "${DATASET:-}" ]; then
+  for sf in "${SOUNDFONTS[@]}"; do
+    [ -f "$sf" ] || { echo "missing $sf: apt-get install fluid-soundfont-gm timgm6mb-soundfont" >&2; exit 1; }
+  done
+fi
+
+step "Python environment (.venv, models/train/requirements.txt)"
+if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
+.venv/bin/pip install -q --disable-pip-version-check -r models/train/requirements.txt
+
+step "Building tutti and tutti-synth (release)"
+cargo build --release --features synth --bins
+
+mkdir -p "$WORK"
+if [ -z "${DATASET:-}" ]; then
+  DATASET="$WORK/dataset"
+  step "Rendering $CLIPS clips of ${CLIP_SECONDS}s per SoundFont into $DATASET"
+  rm -rf "$DATASET"
+  sf_args=()
+  for sf in "${SOUNDFONTS[@]}"; do sf_args+=(--soundfont "$sf"); done
+  target/release/tutti-synth "${sf_args[@]}" --clips "$CLIPS" --seconds "$CLIP_SECONDS" --out "$DATASET"
+fi
+
+step "Computing features of $DATASET"
+target/release/tutti features "$DATASET" --out "$WORK/features.npz"
+
+step "Training"
+.venv/bin/python models/train/train.py "$WORK/features.npz" --out "$OUT" --parity "$PARITY" \
+  --card "$CARD" --trees "$TREES"

@@ -1,0 +1,195 @@
+//! The shipped model, run by tract with tutti's forest evaluator, reproduces
+//! scikit-learn's probabilities (fixture written by models/train/train.py),
+//! and every mismatch between sidecar and ONNX file is refused at load with
+//! an error that names the file and the mismatch.
+
+use prost::Message;
+use std::path::{Path, PathBuf};
+use tutti::model::{sha256_hex, Model, ModelError};
+
+fn models_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("models")
+}
+
+#[test]
+fn tract_matches_scikit_learn_within_1e_5() {
+    let model = Model::load(&models_dir().join("tutti.json")).unwrap();
+    let fixture: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/model_parity.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        fixture["onnx_sha256"], model.sidecar.onnx_sha256,
+        "the parity fixture belongs to another model: rerun models/train/rebuild.sh"
+    );
+    let rows: Vec<Vec<f32>> = serde_json::from_value(fixture["features"].clone()).unwrap();
+    let want: Vec<Vec<f32>> = serde_json::from_value(fixture["probabilities"].clone()).unwrap();
+    assert!(rows.len() >= 32);
+    let flat: Vec<f32> = rows.concat();
+    let mut got = vec![];
+    model.predict(&flat, &mut got).unwrap();
+    let n = model.sidecar.labels.len();
+    assert_eq!(got.len(), rows.len() * n);
+    let mut worst = 0.0f32;
+    for (r, w) in want.iter().enumerate() {
+        for (k, &p) in w.iter().enumerate() {
+            worst = worst.max((got[r * n + k] - p).abs());
+        }
+    }
+    assert!(worst <= 1e-5, "max |tract - sklearn| = {worst}");
+    // One row at a time gives the same answer as the batch.
+    let mut single = vec![];
+    model.predict(&rows[3], &mut single).unwrap();
+    assert_eq!(&single[..], &got[3 * n..4 * n]);
+}
+
+/// A copy of the shipped model in a temporary directory, to be broken.
+struct Copy {
+    _dir: tempfile::TempDir,
+    json: PathBuf,
+    onnx: PathBuf,
+}
+
+fn copy_model() -> Copy {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("tutti.json");
+    let onnx = dir.path().join("tutti.onnx");
+    std::fs::copy(models_dir().join("tutti.json"), &json).unwrap();
+    std::fs::copy(models_dir().join("tutti.onnx"), &onnx).unwrap();
+    Copy {
+        _dir: dir,
+        json,
+        onnx,
+    }
+}
+
+fn edit_sidecar(c: &Copy, f: impl FnOnce(&mut serde_json::Value)) {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&c.json).unwrap()).unwrap();
+    f(&mut v);
+    std::fs::write(&c.json, v.to_string()).unwrap();
+}
+
+fn load_err(c: &Copy) -> (ModelError, String) {
+    let e = Model::load(&c.json)
+        .err()
+        .expect("the broken model must be refused");
+    let msg = e.to_string();
+    assert!(!msg.contains('\n'), "one-line error: {msg}");
+    (e, msg)
+}
+
+#[test]
+fn a_modified_onnx_file_fails_its_checksum() {
+    let c = copy_model();
+    let mut bytes = std::fs::read(&c.onnx).unwrap();
+    bytes.push(0);
+    std::fs::write(&c.onnx, bytes).unwrap();
+    let (e, msg) = load_err(&c);
+    assert!(matches!(e, ModelError::Checksum { .. }), "{msg}");
+    assert!(
+        msg.contains("tutti.onnx") && msg.contains("sha256"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn an_unknown_feature_set_is_named() {
+    let c = copy_model();
+    edit_sidecar(&c, |v| v["feature_set"] = "mystery42".into());
+    let (e, msg) = load_err(&c);
+    assert!(matches!(e, ModelError::UnknownFeatureSet { .. }), "{msg}");
+    assert!(msg.contains("mystery42") && msg.contains("seed26"), "{msg}");
+}
+
+#[test]
+fn reordered_feature_names_are_refused() {
+    let c = copy_model();
+    edit_sidecar(&c, |v| {
+        v["feature_names"].as_array_mut().unwrap().swap(1, 2)
+    });
+    let (e, msg) = load_err(&c);
+    assert!(
+        matches!(e, ModelError::FeatureNames { index: 1, .. }),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_label_count_mismatch_is_refused() {
+    let c = copy_model();
+    edit_sidecar(&c, |v| {
+        v["labels"].as_array_mut().unwrap().pop();
+    });
+    let (e, msg) = load_err(&c);
+    assert!(
+        matches!(e, ModelError::LabelCount { sidecar: 10, .. }),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("11 scores") && msg.contains("10 labels"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_wrong_input_width_is_refused() {
+    use tract_onnx::pb::tensor_shape_proto::dimension::Value as Dim;
+    use tract_onnx::pb::type_proto::Value as Type;
+    let c = copy_model();
+    let mut proto =
+        tract_onnx::pb::ModelProto::decode(std::fs::read(&c.onnx).unwrap().as_slice()).unwrap();
+    let input = &mut proto.graph.as_mut().unwrap().input[0];
+    let Some(Type::TensorType(t)) = input.r#type.as_mut().unwrap().value.as_mut() else {
+        panic!("tensor input")
+    };
+    t.shape.as_mut().unwrap().dim[1].value = Some(Dim::DimValue(25));
+    let bytes = proto.encode_to_vec();
+    std::fs::write(&c.onnx, &bytes).unwrap();
+    edit_sidecar(&c, |v| v["onnx_sha256"] = sha256_hex(&bytes).into());
+    let (e, msg) = load_err(&c);
+    assert!(
+        matches!(e, ModelError::InputWidth { sidecar: 26, .. }),
+        "{msg}"
+    );
+    assert!(msg.contains("takes 25 inputs"), "{msg}");
+}
+
+#[test]
+fn broken_or_missing_files_are_named() {
+    let c = copy_model();
+    std::fs::write(&c.json, "{ not json").unwrap();
+    let (e, msg) = load_err(&c);
+    assert!(
+        matches!(e, ModelError::Sidecar { .. }) && msg.contains("tutti.json"),
+        "{msg}"
+    );
+
+    let c = copy_model();
+    std::fs::remove_file(&c.onnx).unwrap();
+    let (e, msg) = load_err(&c);
+    assert!(
+        matches!(e, ModelError::Read { .. }) && msg.contains("tutti.onnx"),
+        "{msg}"
+    );
+
+    let c = copy_model();
+    edit_sidecar(&c, |v| v["labels"][0]["threshold"] = 1.5.into());
+    let (_, msg) = load_err(&c);
+    assert!(
+        msg.contains("threshold 1.5") && msg.contains("piano"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn the_onnx_path_also_finds_its_sidecar() {
+    let c = copy_model();
+    let m = Model::load(&c.onnx).unwrap();
+    assert_eq!(m.sidecar.labels.len(), 11);
+    assert_eq!(m.sidecar.labels[4].name, "cello");
+    assert_eq!(m.sidecar.labels[4].program, 43);
+}
