@@ -19,9 +19,19 @@ pub struct Resampler {
 }
 
 impl Resampler {
+    /// `chunk` is the approximate number of input frames per FFT.
     pub fn new(path: &Path, from: u32, to: u32, chunk: usize) -> Result<Self, AudioError> {
+        // rubato's FFT resampler garbles its output when an FFT length is odd
+        // (seen with 16 and 48 kHz in, 22.05 kHz out), so the chunk is an even
+        // multiple of the smallest whole input block, which makes both FFT
+        // lengths even; one chunk is one FFT.
+        let g = gcd(from as usize, to as usize);
+        let unit = from as usize / g;
+        let mut units = chunk.div_ceil(unit).max(2);
+        units += units % 2;
+        let chunk = units * unit;
         let inner =
-            FftFixedIn::<f32>::new(from as usize, to as usize, chunk, 2, 1).map_err(|e| {
+            FftFixedIn::<f32>::new(from as usize, to as usize, chunk, 1, 1).map_err(|e| {
                 AudioError::Resample {
                     path: path.to_path_buf(),
                     from,
@@ -110,5 +120,13 @@ impl Resampler {
             to: self.to,
             reason,
         }
+    }
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
     }
 }
