@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Rebuilds the shipped model from nothing: renders labelled audio from the
-# Debian SoundFonts, computes features with tutti itself, trains, exports
+# Debian SoundFonts (TimGM6mb renders no viola: its viola is its violin), computes features with tutti itself, trains, exports
 # models/tutti.onnx + models/tutti.json + models/README.md, and refreshes the
 # model parity fixture. Settings come from the environment:
-#   CLIPS (per SoundFont, default 600)  CLIP_SECONDS (10)  TREES (100)
+#   CLIPS (per SoundFont, default 1500)  CLIP_SECONDS (10)  TREES (100)
 #   WORK (scratch dir, default work/)   OUT (model stem, default models/tutti)
 #   DATASET (use an existing MusicNet-layout directory instead of rendering)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-CLIPS=${CLIPS:-600}
+CLIPS=${CLIPS:-1500}
 CLIP_SECONDS=${CLIP_SECONDS:-10}
 TREES=${TREES:-100}
 WORK=${WORK:-work}
@@ -30,8 +30,9 @@ step "Python environment (.venv, models/train/requirements.txt)"
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/pip install -q --disable-pip-version-check -r models/train/requirements.txt
 
-step "Building tutti and tutti-synth (release)"
-cargo build --release --features synth --bins
+step "Building tutti and tutti-synth (profile recipe)"
+cargo build --profile recipe --features synth --bins
+BIN=target/recipe
 
 mkdir -p "$WORK"
 if [ -z "${DATASET:-}" ]; then
@@ -40,11 +41,11 @@ if [ -z "${DATASET:-}" ]; then
   rm -rf "$DATASET"
   sf_args=()
   for sf in "${SOUNDFONTS[@]}"; do sf_args+=(--soundfont "$sf"); done
-  target/release/tutti-synth "${sf_args[@]}" --clips "$CLIPS" --seconds "$CLIP_SECONDS" --out "$DATASET"
+  "$BIN/tutti-synth" "${sf_args[@]}" --avoid TimGM6mb=viola --clips "$CLIPS" --seconds "$CLIP_SECONDS" --out "$DATASET"
 fi
 
 step "Computing features of $DATASET"
-target/release/tutti features "$DATASET" --out "$WORK/features.npz"
+"$BIN/tutti" features "$DATASET" --out "$WORK/features.npz"
 
 step "Training"
 .venv/bin/python models/train/train.py "$WORK/features.npz" --out "$OUT" --parity "$PARITY" \

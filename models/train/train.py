@@ -53,6 +53,22 @@ def proba(rf, z):
     return np.stack([p[:, 1] if p.shape[1] == 2 else np.zeros(len(z)) for p in rf.predict_proba(z)], axis=1)
 
 
+def threshold_margin(rf, z):
+    """Per row, the smallest |z[feature] - threshold| / (1 + |threshold|) over
+    every split on its paths through the forest. Below ~1e-6 a float32 versus
+    float64 difference in scaling and PCA can send the row the other way."""
+    margin = np.full(len(z), np.inf)
+    for est in rf.estimators_:
+        tree = est.tree_
+        path = est.decision_path(z).tocoo()
+        inner = tree.children_left[path.col] != -1
+        rows, nodes = path.row[inner], path.col[inner]
+        thr = tree.threshold[nodes]
+        m = np.abs(z[rows, tree.feature[nodes]] - thr) / (1.0 + np.abs(thr))
+        np.minimum.at(margin, rows, m)
+    return margin
+
+
 def forest_node(rf, n_labels):
     """The whole multi-label forest as ONE TreeEnsembleClassifier: class ids
     are label indices, each leaf carries P(label) / n_trees for every label
@@ -266,12 +282,19 @@ def main():
     out.parent.mkdir(parents=True, exist_ok=True)
     onnx_bytes = onnx_model.SerializeToString()
 
-    # The exported graph must reproduce scikit-learn before it is written,
-    # checked on the rows that also go into the Rust parity fixture.
+    # The exported graph must reproduce scikit-learn before it is written.
+    # It computes scaling and PCA in float32 where scikit-learn uses float64,
+    # so a row lying within rounding of a split threshold may take the other
+    # branch in one tree; such rows are counted, and the check (and the Rust
+    # parity fixture) uses rows whose paths clear every threshold by 1e-4.
     # onnxruntime 1.32 fails with `narrowing_error` on this operator from 256
     # rows per call up, and is slow on large forests, so it gets 64 rows.
+    margin = threshold_margin(rf, z(test))
+    near = int(np.sum(margin < 1e-6))
+    print(f"test windows within 1e-6 of a split threshold: {near} of {len(test)}")
     rng = np.random.default_rng(args.seed)
-    rows = np.sort(rng.choice(test, size=min(64, len(test)), replace=False))
+    safe = test[margin > 1e-4]
+    rows = np.sort(rng.choice(safe, size=min(64, len(safe)), replace=False))
     t0 = time.time()
     sess = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     ort_p = sess.run(["probabilities"], {"features": x[rows]})[0]
@@ -309,7 +332,8 @@ def main():
             "split": "test = the dataset's test split (whole recordings); validation = 20% of training recordings, grouped by recording; thresholds chosen on validation",
         },
         "validation": {"thresholds_from": "validation", "validation": val_metrics, "test": test_metrics,
-                       "onnxruntime_max_abs_diff": ort_diff},
+                       "onnxruntime_max_abs_diff": ort_diff,
+                       "test_windows_within_1e-6_of_a_threshold": near},
     }
     # Write the ONNX file and then the sidecar, each through a temporary file.
     for path, data in [(out.with_suffix(".onnx"), onnx_bytes),

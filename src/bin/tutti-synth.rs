@@ -48,6 +48,12 @@ struct Args {
     example: Option<PathBuf>,
     #[arg(long, value_delimiter = ',')]
     instruments: Vec<String>,
+    /// Never render INSTRUMENT with the SoundFont whose file stem is STEM,
+    /// as STEM=INSTRUMENT; repeatable. For fonts that reuse another
+    /// instrument's samples (TimGM6mb's viola is its violin), which would
+    /// teach the model wrong labels.
+    #[arg(long = "avoid", value_name = "STEM=INSTRUMENT")]
+    avoid: Vec<String>,
 }
 
 const RATE: i32 = 44100;
@@ -296,17 +302,17 @@ fn main() -> Result<()> {
     );
     let mut rng = StdRng::seed_from_u64(args.seed);
     let mut id = 100_000u64;
+    let mut avoid: Vec<(String, usize)> = vec![];
+    for a in &args.avoid {
+        let (stem, name) = a
+            .split_once('=')
+            .with_context(|| format!("--avoid `{a}`: expected STEM=INSTRUMENT"))?;
+        let k = index_of_name(name)
+            .with_context(|| format!("--avoid `{a}`: unknown instrument `{name}`"))?;
+        avoid.push((stem.to_string(), k));
+    }
     for sf_path in &args.soundfonts {
-        let file = File::open(sf_path)
-            .with_context(|| format!("{}: cannot open SoundFont", sf_path.display()))?;
-        let font = Arc::new(SoundFont::new(&mut BufReader::new(file)).map_err(|e| {
-            anyhow::anyhow!("{}: not a usable SoundFont: {e:?}", sf_path.display())
-        })?);
-        let mut settings = SynthesizerSettings::new(RATE);
-        settings.enable_reverb_and_chorus = false;
-        let mut synth = Synthesizer::new(&font, &settings).map_err(|e| {
-            anyhow::anyhow!("{}: cannot start synthesizer: {e:?}", sf_path.display())
-        })?;
+        let mut synth = synthesizer(sf_path)?;
         let sf_name = sf_path
             .file_stem()
             .unwrap_or_default()
@@ -319,7 +325,9 @@ fn main() -> Result<()> {
             let mut chosen: Vec<usize> = vec![];
             while chosen.len() < count {
                 let k = rng.random_range(0..INSTRUMENTS.len());
-                if !chosen.contains(&k) {
+                if !chosen.contains(&k)
+                    && !avoid.iter().any(|(stem, a)| *a == k && *stem == sf_name)
+                {
                     chosen.push(k);
                 }
             }

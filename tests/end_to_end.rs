@@ -1,0 +1,122 @@
+//! `tutti analyze` on rendered recordings whose instruments are known (their
+//! notes are in `samples/*.csv`), through the real binary and shipped model.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+/// Windows of the file, as parsed `--json` lines.
+fn analyze(file: &str, extra: &[&str]) -> Vec<serde_json::Value> {
+    let out = Command::new(env!("CARGO_BIN_EXE_tutti"))
+        .args(["analyze", "--json", file])
+        .args(extra)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Instruments reported in more than half of the windows.
+fn majority(rows: &[serde_json::Value]) -> Vec<String> {
+    let mut count: BTreeMap<String, usize> = BTreeMap::new();
+    for r in rows {
+        for i in r["instruments"].as_array().unwrap() {
+            *count.entry(i.as_str().unwrap().to_string()).or_default() += 1;
+        }
+    }
+    count
+        .into_iter()
+        .filter(|&(_, c)| 2 * c > rows.len())
+        .map(|(n, _)| n)
+        .collect()
+}
+
+#[test]
+fn json_lines_have_the_documented_fields_and_windows() {
+    let rows = analyze("samples/piano.wav", &[]);
+    // 8 s, 2 s windows every 0.5 s: starts 0, 0.5, ..., 6.0.
+    assert_eq!(rows.len(), 13);
+    for (i, r) in rows.iter().enumerate() {
+        let keys: Vec<&str> = r.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            ["file", "start", "end", "padded", "instruments", "scores"]
+        );
+        assert_eq!(r["start"].as_f64().unwrap(), i as f64 * 0.5);
+        assert_eq!(r["end"].as_f64().unwrap(), i as f64 * 0.5 + 2.0);
+        assert_eq!(r["padded"], false);
+        let scores = r["scores"].as_object().unwrap();
+        let names: Vec<&str> = scores.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "piano",
+                "harpsichord",
+                "violin",
+                "viola",
+                "cello",
+                "contrabass",
+                "horn",
+                "oboe",
+                "bassoon",
+                "clarinet",
+                "flute"
+            ]
+        );
+        assert!(scores
+            .values()
+            .all(|p| (0.0..=1.0).contains(&p.as_f64().unwrap())));
+    }
+    let rows = analyze("samples/piano.wav", &["--hop", "1.5"]);
+    let starts: Vec<f64> = rows.iter().map(|r| r["start"].as_f64().unwrap()).collect();
+    assert_eq!(starts, [0.0, 1.5, 3.0, 4.5, 6.0]);
+}
+
+#[test]
+fn solo_piano_comes_out_as_piano() {
+    let rows = analyze("samples/piano.wav", &[]);
+    assert_eq!(majority(&rows), ["piano"]);
+}
+
+#[test]
+fn violin_and_cello_come_out_as_both() {
+    let rows = analyze("samples/violin_cello.wav", &[]);
+    let found = majority(&rows);
+    assert!(
+        found.contains(&"violin".to_string()) && found.contains(&"cello".to_string()),
+        "{found:?}"
+    );
+    assert!(!found.contains(&"piano".to_string()), "{found:?}");
+}
+
+#[test]
+fn a_file_shorter_than_a_window_gives_one_padded_window() {
+    let rows = analyze("tests/fixtures/features/short_0_7s.wav", &[]);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["padded"], true);
+    assert_eq!(rows[0]["start"].as_f64(), Some(0.0));
+}
+
+#[test]
+fn the_table_is_readable() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tutti"))
+        .args(["analyze", "samples/piano.wav"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].contains("start") && lines[0].contains("instruments"));
+    assert_eq!(lines.len(), 14);
+    assert!(
+        lines[1].starts_with("piano.wav") && lines[1].contains("0.00") && lines[1].contains("2.00")
+    );
+}
