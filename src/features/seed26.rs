@@ -20,6 +20,24 @@ const TOP_DB: f32 = 80.0;
 const ROLL_PERCENT: f32 = 0.85;
 const ZC_THRESHOLD: f32 = 1e-10;
 
+/// Dot product in eight independent lanes, so the compiler can vectorise it
+/// (a plain `sum()` of `f32` must keep its sequential order).
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut lanes = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            lanes[k] += x[k] * y[k];
+        }
+    }
+    let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+    lanes.iter().sum::<f32>() + tail
+}
+
 pub struct Seed26 {
     names: Vec<String>,
     stft: Stft,
@@ -30,6 +48,9 @@ pub struct Seed26 {
     /// Mel power in dB, frames × mels.
     mel_db: Vec<f32>,
     cumsum: Vec<f32>,
+    /// Prefix sums over the window: squares (for RMS) and sign changes (ZCR).
+    energy: Vec<f64>,
+    crossings: Vec<u32>,
 }
 
 impl Seed26 {
@@ -66,34 +87,44 @@ impl Seed26 {
             dct: dct_ortho(N_MFCC, N_MELS),
             mel_db: vec![0.0; stft.n_frames * N_MELS],
             cumsum: vec![0.0; stft.n_bins],
+            energy: vec![0.0; window_len + 1],
+            crossings: vec![0; window_len.max(1)],
             stft,
         })
     }
 
-    fn zero_crossing_rate(window: &[f32], n_frames: usize) -> f64 {
-        let n = window.len() as isize;
-        let half = (N_FFT / 2) as isize;
-        let at = |i: isize| {
-            let v = window[i.clamp(0, n - 1) as usize];
-            if v.abs() <= ZC_THRESHOLD {
-                0.0
-            } else {
-                v
-            }
-        };
-        let mut total = 0.0;
-        for t in 0..n_frames {
-            let start = (t * HOP) as isize - half;
-            let mut crossings = 0u32;
-            let mut prev = at(start).is_sign_negative();
-            for i in start + 1..start + N_FFT as isize {
-                let cur = at(i).is_sign_negative();
-                crossings += u32::from(cur != prev);
-                prev = cur;
-            }
-            total += f64::from(crossings) / N_FFT as f64;
+    /// Fills the prefix sums: `energy[i]` = sum of squares of samples before
+    /// `i`; `crossings[i]` = sign changes between consecutive samples up to `i`
+    /// (librosa's rule: |x| <= 1e-10 counts as 0, and 0 as positive).
+    fn prefix_sums(&mut self, window: &[f32]) {
+        let mut e = 0.0f64;
+        self.energy[0] = 0.0;
+        for (i, &x) in window.iter().enumerate() {
+            e += f64::from(x) * f64::from(x);
+            self.energy[i + 1] = e;
         }
-        total / n_frames as f64
+        let negative = |v: f32| v < -ZC_THRESHOLD;
+        let mut c = 0u32;
+        self.crossings[0] = 0;
+        for i in 1..window.len() {
+            c += u32::from(negative(window[i]) != negative(window[i - 1]));
+            self.crossings[i] = c;
+        }
+    }
+
+    /// RMS of centred frame `t`, zero-padded by n_fft/2 on both sides.
+    fn frame_rms(&self, t: usize, n: usize) -> f64 {
+        let start = (t * HOP).saturating_sub(N_FFT / 2).min(n);
+        let end = (t * HOP + N_FFT / 2).min(n);
+        ((self.energy[end] - self.energy[start]).max(0.0) / N_FFT as f64).sqrt()
+    }
+
+    /// Zero-crossing rate of centred frame `t`, padded by repeating the edge
+    /// samples (which adds no crossings).
+    fn frame_zcr(&self, t: usize, n: usize) -> f64 {
+        let first = (t * HOP).saturating_sub(N_FFT / 2).min(n - 1);
+        let last = (t * HOP + N_FFT / 2 - 1).min(n - 1);
+        f64::from(self.crossings[last] - self.crossings[first]) / N_FFT as f64
     }
 }
 
@@ -110,8 +141,9 @@ impl FeatureExtractor for Seed26 {
         assert_eq!(out.len(), self.names.len());
         self.stft.compute(window);
         let frames = self.stft.n_frames;
-        let (mut chroma, mut rms, mut centroid, mut bandwidth, mut rolloff) =
-            (0.0, 0.0, 0.0, 0.0, 0.0);
+        self.prefix_sums(window);
+        let (mut chroma, mut rms, mut centroid, mut bandwidth, mut rolloff, mut zcr) =
+            (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
         let mut db_max = f32::NEG_INFINITY;
         for t in 0..frames {
             let power = self.stft.power_frame(t);
@@ -120,16 +152,14 @@ impl FeatureExtractor for Seed26 {
             // Chroma: filter bank on power, each frame scaled to max 1.
             let mut raw = [0.0f32; N_CHROMA];
             for (r, fb) in raw.iter_mut().zip(&self.chroma) {
-                *r = fb.iter().zip(power).map(|(w, p)| w * p).sum();
+                *r = dot(fb, power);
             }
             let peak = raw.iter().fold(0.0f32, |m, &v| m.max(v.abs()));
             let norm = if peak < f32::MIN_POSITIVE { 1.0 } else { peak };
             chroma += raw.iter().map(|&v| f64::from(v / norm)).sum::<f64>();
 
-            // RMS of the zero-padded frame (no window).
-            let frame = self.stft.padded_frame(t);
-            let energy: f64 = frame.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
-            rms += (energy / N_FFT as f64).sqrt();
+            rms += self.frame_rms(t, window.len());
+            zcr += self.frame_zcr(t, window.len());
 
             // Spectral shape on the magnitude spectrum.
             let total: f64 = mag.iter().map(|&m| f64::from(m)).sum();
@@ -172,6 +202,9 @@ impl FeatureExtractor for Seed26 {
             }
         }
         let floor = db_max - TOP_DB;
+        for db in &mut self.mel_db[..frames * N_MELS] {
+            *db = db.max(floor);
+        }
         let mut mfcc = [0.0f64; N_MFCC];
         for t in 0..frames {
             let row = &self.mel_db[t * N_MELS..(t + 1) * N_MELS];
@@ -191,7 +224,7 @@ impl FeatureExtractor for Seed26 {
         out[2] = (centroid / n) as f32;
         out[3] = (bandwidth / n) as f32;
         out[4] = (rolloff / n) as f32;
-        out[5] = Self::zero_crossing_rate(window, frames) as f32;
+        out[5] = (zcr / n) as f32;
         for (o, m) in out[6..].iter_mut().zip(mfcc) {
             *o = (m / n) as f32;
         }

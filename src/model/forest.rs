@@ -130,26 +130,47 @@ impl Forest {
             check("base_values", b.len(), spec.n_classes)?;
         }
 
-        let index: HashMap<(i64, i64), u32> = (0..n)
-            .map(|i| ((spec.nodes_treeids[i], spec.nodes_nodeids[i]), i as u32))
-            .collect();
-        // Group leaf entries by leaf, in a stable order.
-        let mut entries: Vec<usize> = (0..m).collect();
-        entries.sort_by_key(|&j| {
-            (
-                index
-                    .get(&(spec.class_treeids[j], spec.class_nodeids[j]))
-                    .copied(),
-                j,
-            )
-        });
-        let mut leaf_entries = Vec::with_capacity(m);
-        let mut leaf_ranges: HashMap<u32, (u32, u32)> = HashMap::new();
-        for &j in &entries {
+        // Where each (tree, node) id lives. Exporters list every tree's nodes
+        // with ids 0, 1, 2, … in order; that layout is indexed directly, any
+        // other through a hash map.
+        let mut tree_start: HashMap<i64, usize> = HashMap::new();
+        let mut dense = true;
+        for i in 0..n {
+            let start = *tree_start.entry(spec.nodes_treeids[i]).or_insert(i);
+            dense &= spec.nodes_nodeids[i] == (i - start) as i64
+                && (i == 0 || spec.nodes_treeids[i - 1] == spec.nodes_treeids[i] || start == i);
+        }
+        let sparse: HashMap<(i64, i64), u32> = if dense {
+            HashMap::new()
+        } else {
+            (0..n)
+                .map(|i| ((spec.nodes_treeids[i], spec.nodes_nodeids[i]), i as u32))
+                .collect()
+        };
+        let locate = |tree: i64, node: i64| -> Option<u32> {
+            if dense {
+                let start = *tree_start.get(&tree)?;
+                let at = start as i64 + node;
+                (node >= 0 && (at as usize) < n && spec.nodes_treeids[at as usize] == tree)
+                    .then_some(at as u32)
+            } else {
+                sparse.get(&(tree, node)).copied()
+            }
+        };
+        // Group leaf entries by leaf, keeping their order within a leaf.
+        let mut at_of = Vec::with_capacity(m);
+        for j in 0..m {
             let (tree, node) = (spec.class_treeids[j], spec.class_nodeids[j]);
-            let at = *index
-                .get(&(tree, node))
-                .ok_or(ForestError::LeafEntry { tree, node })?;
+            at_of.push(locate(tree, node).ok_or(ForestError::LeafEntry { tree, node })?);
+        }
+        let mut entries: Vec<usize> = (0..m).collect();
+        if !at_of.windows(2).all(|w| w[0] <= w[1]) {
+            entries.sort_by_key(|&j| (at_of[j], j));
+        }
+        let mut leaf_entries = Vec::with_capacity(m);
+        let mut leaf_ranges: Vec<(u32, u32)> = vec![(0, 0); n];
+        for &j in &entries {
+            let at = at_of[j] as usize;
             let class = spec.class_ids[j];
             if class < 0 || class as usize >= spec.n_classes {
                 return Err(ForestError::Class {
@@ -158,18 +179,20 @@ impl Forest {
                 });
             }
             let pos = leaf_entries.len() as u32;
-            leaf_ranges.entry(at).or_insert((pos, pos)).1 = pos + 1;
+            if leaf_ranges[at] == (0, 0) {
+                leaf_ranges[at] = (pos, pos);
+            }
+            leaf_ranges[at].1 = pos + 1;
             leaf_entries.push((class as u32, spec.class_weights[j]));
         }
 
         let mut nodes = Vec::with_capacity(n);
         let mut roots = vec![];
         let mut n_features = 0;
+        // Indexes eight parallel attribute arrays at once.
+        #[allow(clippy::needless_range_loop)]
         for i in 0..n {
             let (tree, node) = (spec.nodes_treeids[i], spec.nodes_nodeids[i]);
-            if i == 0 || spec.nodes_treeids[i - 1] != tree {
-                roots.push(i as u32);
-            }
             let mode = Mode::parse(spec.nodes_modes[i]).ok_or_else(|| ForestError::Mode {
                 tree,
                 node,
@@ -177,12 +200,12 @@ impl Forest {
             })?;
             nodes.push(match mode {
                 None => {
-                    let (start, end) = leaf_ranges.get(&(i as u32)).copied().unwrap_or((0, 0));
+                    let (start, end) = leaf_ranges[i];
                     Node::Leaf { start, end }
                 }
                 Some(mode) => {
                     let child = |c: i64| {
-                        index.get(&(tree, c)).copied().ok_or(ForestError::Child {
+                        locate(tree, c).ok_or(ForestError::Child {
                             tree,
                             node,
                             child: c,
@@ -207,8 +230,18 @@ impl Forest {
                 }
             });
         }
-        // A tree's root is the node not referenced as anyone's child; with
-        // trees listed node 0 first (as every exporter does) that is its first.
+        // A tree's root is its one node that no branch points to.
+        let mut is_child = vec![false; n];
+        for node in &nodes {
+            if let Node::Branch {
+                if_true, if_false, ..
+            } = *node
+            {
+                is_child[if_true as usize] = true;
+                is_child[if_false as usize] = true;
+            }
+        }
+        roots.extend((0..n as u32).filter(|&i| !is_child[i as usize]));
         Ok(Forest {
             n_classes: spec.n_classes,
             n_features,
@@ -303,6 +336,34 @@ mod tests {
         assert_eq!(out, [0.5, 0.0, 0.125]);
         f.predict_into(&[0.6, 0.0], &mut out);
         assert_eq!(out, [0.0, 0.25, 0.0625]);
+    }
+
+    #[test]
+    fn node_ids_in_any_order_give_the_same_forest_output() {
+        // The second stump listed leaves first, with ids out of order.
+        let f = Forest::build(&ForestSpec {
+            n_classes: 3,
+            nodes_treeids: &[0, 0, 0, 1, 1, 1],
+            nodes_nodeids: &[0, 1, 2, 2, 1, 0],
+            nodes_featureids: &[0, 0, 0, 0, 0, 1],
+            nodes_values: &[0.5, 0.0, 0.0, 0.0, 0.0, -1.0],
+            nodes_modes: &["BRANCH_LEQ", "LEAF", "LEAF", "LEAF", "LEAF", "BRANCH_LEQ"],
+            nodes_truenodeids: &[1, 0, 0, 0, 0, 1],
+            nodes_falsenodeids: &[2, 0, 0, 0, 0, 2],
+            class_treeids: &[1, 0, 1, 0],
+            class_nodeids: &[2, 1, 1, 2],
+            class_ids: &[2, 0, 2, 1],
+            class_weights: &[0.0625, 0.5, 0.125, 0.25],
+            base_values: None,
+        })
+        .unwrap();
+        let reference = stumps();
+        let (mut a, mut b) = ([0.0; 3], [0.0; 3]);
+        for row in [[0.5, -2.0], [0.6, 0.0], [-3.0, 5.0]] {
+            f.predict_into(&row, &mut a);
+            reference.predict_into(&row, &mut b);
+            assert_eq!(a, b, "row {row:?}");
+        }
     }
 
     #[test]

@@ -176,9 +176,11 @@ impl Model {
                 sidecar: n_labels,
             });
         }
+        drop(bytes);
         let model = tract_op::onnx_with_forest()
-            .model_for_read(&mut bytes.as_slice())
+            .model_for_proto_model(&proto)
             .map_err(onnx_err)?;
+        drop(proto);
         let model = model.into_typed().map_err(onnx_err)?;
         let plan = model
             .into_optimized()
