@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tutti::detect::Detection;
-use tutti::features::{self, FEATURE_SETS};
+use tutti::features;
 use tutti::model::Model;
 use tutti::output::{Format, Printer};
 use tutti::pipeline::{self, PipelineError};
@@ -230,13 +230,7 @@ fn features_cmd(
     min_sounding: f64,
     threads: Option<usize>,
 ) -> Result<ExitCode> {
-    let sr = match set {
-        "seed26" => 22050,
-        other => bail!(
-            "unknown feature set `{other}` (known: {})",
-            FEATURE_SETS.join(", ")
-        ),
-    };
+    let sr = features::sample_rate(set)?;
     let spec = WindowSpec::from_seconds(sr, window, hop)?;
     if path.is_dir() {
         let Some(out) = out else {

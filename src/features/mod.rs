@@ -43,6 +43,17 @@ pub trait FeatureExtractor: Send {
 /// Names of every feature set this build knows.
 pub const FEATURE_SETS: &[&str] = &[seed26::NAME];
 
+/// The sample rate a feature set is defined at.
+pub fn sample_rate(name: &str) -> Result<u32, FeatureError> {
+    match name {
+        seed26::NAME => Ok(seed26::SAMPLE_RATE),
+        other => Err(FeatureError::UnknownSet {
+            name: other.to_string(),
+            known: FEATURE_SETS.join(", "),
+        }),
+    }
+}
+
 /// Builds the extractor for `name`, for windows of `window_len` samples at
 /// `sample_rate` Hz.
 pub fn extractor(

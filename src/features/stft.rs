@@ -51,11 +51,6 @@ impl Stft {
         }
     }
 
-    /// The zero-padded (centred) frame `t` of the last signal, unwindowed.
-    pub fn padded_frame(&self, t: usize) -> &[f32] {
-        &self.padded[t * self.hop..t * self.hop + self.n_fft]
-    }
-
     pub fn magnitude_frame(&self, t: usize) -> &[f32] {
         &self.magnitude[t * self.n_bins..(t + 1) * self.n_bins]
     }
