@@ -22,5 +22,5 @@ with sf.SoundFile(path, "w", 44100, 2, "PCM_16") as f:
         left -= n
 PY
 ls -l "$dir/long.wav" | awk '{printf "input: %.0f MB on disk\n", $5 / 1e6}'
-/usr/bin/time -f "peak RSS %M KiB, wall %e s, user %U s" "$bin" analyze --json "$dir/long.wav" > "$dir/out.jsonl"
+/usr/bin/time -f "peak RSS %M KiB, wall %e s, user %U s, system %S s" "$bin" analyze --json "$dir/long.wav" > "$dir/out.jsonl"
 echo "windows: $(wc -l < "$dir/out.jsonl")"

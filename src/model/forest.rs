@@ -20,15 +20,15 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub fn parse(s: &str) -> Option<Option<Mode>> {
+    pub fn parse(s: &[u8]) -> Option<Option<Mode>> {
         Some(match s {
-            "BRANCH_LEQ" => Some(Mode::Leq),
-            "BRANCH_LT" => Some(Mode::Lt),
-            "BRANCH_GTE" => Some(Mode::Gte),
-            "BRANCH_GT" => Some(Mode::Gt),
-            "BRANCH_EQ" => Some(Mode::Eq),
-            "BRANCH_NEQ" => Some(Mode::Neq),
-            "LEAF" => None,
+            b"BRANCH_LEQ" => Some(Mode::Leq),
+            b"BRANCH_LT" => Some(Mode::Lt),
+            b"BRANCH_GTE" => Some(Mode::Gte),
+            b"BRANCH_GT" => Some(Mode::Gt),
+            b"BRANCH_EQ" => Some(Mode::Eq),
+            b"BRANCH_NEQ" => Some(Mode::Neq),
+            b"LEAF" => None,
             _ => return None,
         })
     }
@@ -79,14 +79,15 @@ pub enum ForestError {
     Feature { tree: i64, node: i64, feature: i64 },
 }
 
-/// The attributes of a `TreeEnsembleClassifier` node that define the trees.
-pub struct ForestSpec<'a> {
+/// The attributes of a `TreeEnsembleClassifier` node that define the trees,
+/// borrowed from wherever they were decoded (modes as text or bytes).
+pub struct ForestSpec<'a, M: AsRef<[u8]> = &'a str> {
     pub n_classes: usize,
     pub nodes_treeids: &'a [i64],
     pub nodes_nodeids: &'a [i64],
     pub nodes_featureids: &'a [i64],
     pub nodes_values: &'a [f32],
-    pub nodes_modes: &'a [&'a str],
+    pub nodes_modes: &'a [M],
     pub nodes_truenodeids: &'a [i64],
     pub nodes_falsenodeids: &'a [i64],
     pub class_treeids: &'a [i64],
@@ -107,7 +108,7 @@ pub struct Forest {
 }
 
 impl Forest {
-    pub fn build(spec: &ForestSpec) -> Result<Forest, ForestError> {
+    pub fn build<M: AsRef<[u8]>>(spec: &ForestSpec<M>) -> Result<Forest, ForestError> {
         let n = spec.nodes_treeids.len();
         let check = |attr: &'static str, got: usize, want: usize| {
             if got == want {
@@ -130,15 +131,18 @@ impl Forest {
             check("base_values", b.len(), spec.n_classes)?;
         }
 
-        // Where each (tree, node) id lives. Exporters list every tree's nodes
-        // with ids 0, 1, 2, … in order; that layout is indexed directly, any
-        // other through a hash map.
-        let mut tree_start: HashMap<i64, usize> = HashMap::new();
+        // Where each (tree, node) id lives. Exporters write trees 0, 1, 2, …
+        // one after another, each with node ids 0, 1, 2, … in order; that
+        // layout is indexed directly, any other through a hash map.
+        let mut starts: Vec<usize> = vec![];
         let mut dense = true;
         for i in 0..n {
-            let start = *tree_start.entry(spec.nodes_treeids[i]).or_insert(i);
-            dense &= spec.nodes_nodeids[i] == (i - start) as i64
-                && (i == 0 || spec.nodes_treeids[i - 1] == spec.nodes_treeids[i] || start == i);
+            let tree = spec.nodes_treeids[i];
+            if i == 0 || tree != spec.nodes_treeids[i - 1] {
+                dense &= tree == starts.len() as i64;
+                starts.push(i);
+            }
+            dense &= spec.nodes_nodeids[i] == (i - starts[starts.len() - 1]) as i64;
         }
         let sparse: HashMap<(i64, i64), u32> = if dense {
             HashMap::new()
@@ -149,10 +153,9 @@ impl Forest {
         };
         let locate = |tree: i64, node: i64| -> Option<u32> {
             if dense {
-                let start = *tree_start.get(&tree)?;
-                let at = start as i64 + node;
-                (node >= 0 && (at as usize) < n && spec.nodes_treeids[at as usize] == tree)
-                    .then_some(at as u32)
+                let start = *starts.get(usize::try_from(tree).ok()?)?;
+                let at = start + usize::try_from(node).ok()?;
+                (at < n && spec.nodes_treeids[at] == tree).then_some(at as u32)
             } else {
                 sparse.get(&(tree, node)).copied()
             }
@@ -163,13 +166,19 @@ impl Forest {
             let (tree, node) = (spec.class_treeids[j], spec.class_nodeids[j]);
             at_of.push(locate(tree, node).ok_or(ForestError::LeafEntry { tree, node })?);
         }
-        let mut entries: Vec<usize> = (0..m).collect();
-        if !at_of.windows(2).all(|w| w[0] <= w[1]) {
-            entries.sort_by_key(|&j| (at_of[j], j));
-        }
+        // Exporters write them leaf by leaf already; only other orders need
+        // a sorted index.
+        let sorted: Option<Vec<u32>> = if at_of.windows(2).all(|w| w[0] <= w[1]) {
+            None
+        } else {
+            let mut order: Vec<u32> = (0..m as u32).collect();
+            order.sort_by_key(|&j| (at_of[j as usize], j));
+            Some(order)
+        };
         let mut leaf_entries = Vec::with_capacity(m);
         let mut leaf_ranges: Vec<(u32, u32)> = vec![(0, 0); n];
-        for &j in &entries {
+        for k in 0..m {
+            let j = sorted.as_ref().map_or(k, |o| o[k] as usize);
             let at = at_of[j] as usize;
             let class = spec.class_ids[j];
             if class < 0 || class as usize >= spec.n_classes {
@@ -193,10 +202,11 @@ impl Forest {
         #[allow(clippy::needless_range_loop)]
         for i in 0..n {
             let (tree, node) = (spec.nodes_treeids[i], spec.nodes_nodeids[i]);
-            let mode = Mode::parse(spec.nodes_modes[i]).ok_or_else(|| ForestError::Mode {
+            let text = spec.nodes_modes[i].as_ref();
+            let mode = Mode::parse(text).ok_or_else(|| ForestError::Mode {
                 tree,
                 node,
-                mode: spec.nodes_modes[i].to_string(),
+                mode: String::from_utf8_lossy(text).into_owned(),
             })?;
             nodes.push(match mode {
                 None => {

@@ -9,7 +9,9 @@ mod tract_op;
 pub use forest::{Forest, ForestError, ForestSpec};
 pub use sidecar::{LabelSpec, Sidecar};
 
+use prost::bytes::Buf;
 use sha2::{Digest, Sha256};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use tract_onnx::prelude::*;
 
@@ -96,10 +98,100 @@ fn declared_dims(v: &tract_onnx::pb::ValueInfoProto) -> Vec<Option<i64>> {
 
 /// Hex sha256 of a file's bytes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A protobuf input that reads a file in blocks and hashes every byte it
+/// reads. A read error ends the input early (the decoder then fails) and is
+/// reported by `finish`.
+struct HashingBuf<R: Read> {
+    reader: R,
+    block: Box<[u8]>,
+    pos: usize,
+    len: usize,
+    /// Bytes not yet consumed, counting the block's unconsumed part.
+    remaining: u64,
+    hasher: Sha256,
+    error: Option<std::io::Error>,
+}
+
+impl HashingBuf<std::fs::File> {
+    fn new(file: std::fs::File) -> std::io::Result<Self> {
+        let remaining = file.metadata()?.len();
+        let mut buf = HashingBuf {
+            reader: file,
+            block: vec![0; 1 << 16].into_boxed_slice(),
+            pos: 0,
+            len: 0,
+            remaining,
+            hasher: Sha256::new(),
+            error: None,
+        };
+        buf.refill();
+        Ok(buf)
+    }
+}
+
+impl<R: Read> HashingBuf<R> {
+    fn refill(&mut self) {
+        (self.pos, self.len) = (0, 0);
+        while self.remaining > 0 && self.error.is_none() {
+            match self.reader.read(&mut self.block) {
+                Ok(0) => {
+                    self.error = Some(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the file shrank while it was read",
+                    ));
+                }
+                Ok(n) => {
+                    // A file that grew while it was read ends where it began.
+                    let n = n.min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+                    self.hasher.update(&self.block[..n]);
+                    self.len = n;
+                    return;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => self.error = Some(e),
+            }
+        }
+        self.remaining = 0;
+    }
+
+    /// Hashes whatever the decoder left unread; returns the hex digest and
+    /// the read error, if any.
+    fn finish(mut self) -> (String, Option<std::io::Error>) {
+        while self.remaining > 0 {
+            let left = self.len - self.pos;
+            self.advance(left);
+        }
+        (hex(&self.hasher.finalize()), self.error)
+    }
+}
+
+impl<R: Read> Buf for HashingBuf<R> {
+    fn remaining(&self) -> usize {
+        self.remaining as usize
+    }
+
+    fn chunk(&self) -> &[u8] {
+        &self.block[self.pos..self.len]
+    }
+
+    fn advance(&mut self, mut cnt: usize) {
+        while cnt > 0 && self.remaining > 0 {
+            let step = cnt.min(self.len - self.pos);
+            self.pos += step;
+            self.remaining -= step as u64;
+            cnt -= step;
+            if self.pos == self.len && self.remaining > 0 {
+                self.refill();
+            }
+        }
+    }
 }
 
 impl Model {
@@ -116,11 +208,24 @@ impl Model {
             .parent()
             .unwrap_or(Path::new("."))
             .join(&sidecar.model_file);
-        let bytes = std::fs::read(&onnx_path).map_err(|source| ModelError::Read {
+        // The file is hashed while it is decoded, block by block, so it is
+        // read once and never held whole beside its decoded form.
+        let file = std::fs::File::open(&onnx_path).map_err(|source| ModelError::Read {
             path: onnx_path.clone(),
             source,
         })?;
-        let actual = sha256_hex(&bytes);
+        let mut reader = HashingBuf::new(file).map_err(|source| ModelError::Read {
+            path: onnx_path.clone(),
+            source,
+        })?;
+        let decoded = <tract_onnx::pb::ModelProto as prost::Message>::decode(&mut reader);
+        let (actual, read_error) = reader.finish();
+        if let Some(source) = read_error {
+            return Err(ModelError::Read {
+                path: onnx_path,
+                source,
+            });
+        }
         if actual != sidecar.onnx_sha256 {
             return Err(ModelError::Checksum {
                 path: onnx_path,
@@ -136,11 +241,10 @@ impl Model {
         };
         // Widths are read from the graph's declared input and output before
         // tract analyses it, so a mismatch is named as such.
-        let proto = <tract_onnx::pb::ModelProto as prost::Message>::decode(bytes.as_slice())
-            .map_err(|e| ModelError::Onnx {
-                path: onnx_path.clone(),
-                reason: format!("not an ONNX protobuf: {e}"),
-            })?;
+        let proto = decoded.map_err(|e| ModelError::Onnx {
+            path: onnx_path.clone(),
+            reason: format!("not an ONNX protobuf: {e}"),
+        })?;
         let graph = proto.graph.as_ref().ok_or_else(|| ModelError::Onnx {
             path: onnx_path.clone(),
             reason: "the file holds no graph".into(),
@@ -176,7 +280,6 @@ impl Model {
                 sidecar: n_labels,
             });
         }
-        drop(bytes);
         let model = tract_op::onnx_with_forest()
             .model_for_proto_model(&proto)
             .map_err(onnx_err)?;

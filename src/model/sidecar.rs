@@ -72,23 +72,18 @@ impl Sidecar {
     /// Checks that this build computes the sidecar's feature set, with the
     /// same feature names in the same order.
     pub fn check_feature_set(&self, path: &Path) -> Result<(), ModelError> {
-        let window = (self.window_seconds * f64::from(self.sample_rate)).round() as usize;
         let fx =
-            features::extractor(&self.feature_set, self.sample_rate, window).map_err(
-                |e| match e {
-                    features::FeatureError::UnknownSet { known, .. } => {
-                        ModelError::UnknownFeatureSet {
-                            path: path.to_path_buf(),
-                            set: self.feature_set.clone(),
-                            known,
-                        }
-                    }
-                    other => ModelError::Sidecar {
-                        path: path.to_path_buf(),
-                        reason: other.to_string(),
-                    },
+            features::feature_set(&self.feature_set, self.sample_rate).map_err(|e| match e {
+                features::FeatureError::UnknownSet { known, .. } => ModelError::UnknownFeatureSet {
+                    path: path.to_path_buf(),
+                    set: self.feature_set.clone(),
+                    known,
                 },
-            )?;
+                other => ModelError::Sidecar {
+                    path: path.to_path_buf(),
+                    reason: other.to_string(),
+                },
+            })?;
         let actual = fx.feature_names();
         for index in 0..actual.len().max(self.feature_names.len()) {
             let (s, a) = (self.feature_names.get(index), actual.get(index));

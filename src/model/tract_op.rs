@@ -31,25 +31,25 @@ fn build(
             node.name
         );
     }
-    let ints = |name: &str| -> TractResult<Vec<i64>> { node.get_attr_vec::<i64>(name) };
-    let floats = |name: &str| -> TractResult<Vec<f32>> { node.get_attr_vec::<f32>(name) };
-    let modes: Vec<String> = node.get_attr_vec::<String>("nodes_modes")?;
-    let modes: Vec<&str> = modes.iter().map(String::as_str).collect();
-    let base = node.get_attr_opt_vec::<f32>("base_values")?;
+    // Attributes are borrowed from the decoded node, never copied: a real
+    // forest has hundreds of thousands of nodes.
+    let ints = |name: &str| -> TractResult<&[i64]> { node.get_attr_slice(name) };
+    let floats = |name: &str| -> TractResult<&[f32]> { node.get_attr_slice(name) };
+    let modes: &[Vec<u8>] = node.get_attr_slice("nodes_modes")?;
     let forest = Forest::build(&ForestSpec {
         n_classes: labels.len(),
-        nodes_treeids: &ints("nodes_treeids")?,
-        nodes_nodeids: &ints("nodes_nodeids")?,
-        nodes_featureids: &ints("nodes_featureids")?,
-        nodes_values: &floats("nodes_values")?,
-        nodes_modes: &modes,
-        nodes_truenodeids: &ints("nodes_truenodeids")?,
-        nodes_falsenodeids: &ints("nodes_falsenodeids")?,
-        class_treeids: &ints("class_treeids")?,
-        class_nodeids: &ints("class_nodeids")?,
-        class_ids: &ints("class_ids")?,
-        class_weights: &floats("class_weights")?,
-        base_values: base.as_deref(),
+        nodes_treeids: ints("nodes_treeids")?,
+        nodes_nodeids: ints("nodes_nodeids")?,
+        nodes_featureids: ints("nodes_featureids")?,
+        nodes_values: floats("nodes_values")?,
+        nodes_modes: modes,
+        nodes_truenodeids: ints("nodes_truenodeids")?,
+        nodes_falsenodeids: ints("nodes_falsenodeids")?,
+        class_treeids: ints("class_treeids")?,
+        class_nodeids: ints("class_nodeids")?,
+        class_ids: ints("class_ids")?,
+        class_weights: floats("class_weights")?,
+        base_values: node.get_attr_opt_slice::<f32>("base_values")?,
     })
     .map_err(|e| format_err!("{}: {e}", node.name))?;
     Ok((
