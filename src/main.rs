@@ -11,7 +11,7 @@ use tutti::features;
 use tutti::model::Model;
 use tutti::output::{Format, Printer};
 use tutti::pipeline::{self, PipelineError};
-use tutti::window::WindowSpec;
+use tutti::window::{WindowSpec, Windower};
 use tutti::{dataset, instruments::INSTRUMENTS};
 
 #[derive(Parser)]
@@ -157,7 +157,10 @@ fn analyze(
         sc.window_seconds,
         hop.unwrap_or(sc.hop_seconds),
     )?;
-    let mut fx = features::extractor(&sc.feature_set, spec.sample_rate, spec.length)?;
+    let mut windower = Windower::new(
+        spec,
+        features::feature_set(&sc.feature_set, spec.sample_rate)?,
+    );
     let stdout = std::io::stdout();
     let mut printer = Printer::new(
         stdout.lock(),
@@ -192,16 +195,15 @@ fn analyze(
             infos.clear();
             Ok(())
         };
-        let result =
-            pipeline::for_each_window(file, spec, fx.as_mut(), |info, feats| -> Result<()> {
-                batch.extend_from_slice(feats);
-                infos.push((spec.seconds(info.start_sample), info.padded));
-                if infos.len() == BATCH {
-                    flush(&mut batch, &mut infos)?;
-                }
-                Ok(())
-            })
-            .and_then(|_| flush(&mut batch, &mut infos));
+        let result = pipeline::for_each_window(file, &mut windower, |info, feats| -> Result<()> {
+            batch.extend_from_slice(feats);
+            infos.push((spec.seconds(info.start_sample), info.padded));
+            if infos.len() == BATCH {
+                flush(&mut batch, &mut infos)?;
+            }
+            Ok(())
+        })
+        .and_then(|_| flush(&mut batch, &mut infos));
         if let Err(e) = result {
             if is_broken_pipe(&e) {
                 return Ok(ExitCode::SUCCESS);
@@ -276,15 +278,14 @@ fn features_cmd(
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let mut fx = features::extractor(set, sr, spec.length)?;
-    let names = fx.feature_names().to_vec();
+    let mut windower = Windower::new(spec, features::feature_set(set, sr)?);
+    let names = windower.feature_set().feature_names().to_vec();
     let stdout = std::io::stdout();
     let mut lock = stdout.lock();
     let file = path.display().to_string();
     pipeline::for_each_window(
         path,
-        spec,
-        fx.as_mut(),
+        &mut windower,
         |info, feats| -> Result<(), PipelineError> {
             let start = spec.seconds(info.start_sample);
             let map: serde_json::Map<String, serde_json::Value> = names

@@ -4,7 +4,7 @@
 
 use crate::audio::{AudioError, MonoStream};
 use crate::dataset::{self, DatasetError, Recording};
-use crate::features::{self, FeatureError, FeatureExtractor};
+use crate::features::{self, FeatureError};
 use crate::instruments::INSTRUMENTS;
 use crate::window::{WindowInfo, WindowSpec, Windower};
 use std::path::{Path, PathBuf};
@@ -26,39 +26,70 @@ pub enum PipelineError {
     Npz { path: PathBuf, reason: String },
 }
 
-/// Streams `path` window by window, calling `f` with each window's position
-/// and features. Memory stays bounded by one decoding block plus a window.
-/// Returns the number of windows.
-pub fn for_each_window<E: From<AudioError>>(
+/// Streams `path` through `windower` (reset first), calling `f` with each
+/// window's position and features. Decoding and resampling run on a second
+/// thread, one block ahead, while this one computes features (and whatever
+/// `f` does); memory stays bounded by a few decoded blocks plus the
+/// windower's frames. Returns the number of windows.
+pub fn for_each_window<E: From<AudioError> + Send>(
     path: &Path,
-    spec: WindowSpec,
-    fx: &mut dyn FeatureExtractor,
+    windower: &mut Windower,
     mut f: impl FnMut(WindowInfo, &[f32]) -> Result<(), E>,
 ) -> Result<u64, E> {
-    let mut stream = MonoStream::open(path, spec.sample_rate)?;
-    let mut windower = Windower::new(spec);
-    let mut block = Vec::with_capacity(1 << 16);
-    let mut window = vec![0.0f32; spec.length];
-    let mut feats = vec![0.0f32; fx.len()];
+    use std::sync::mpsc::sync_channel;
+    windower.reset();
+    let mut stream = MonoStream::open(path, windower.spec().sample_rate)?;
     let mut count = 0;
-    loop {
-        block.clear();
-        let more = stream.read_into(&mut block)?;
-        windower.push(&block);
-        while let Some(info) = windower.next_window(&mut window) {
-            fx.compute(&window, &mut feats);
-            f(info, &feats)?;
-            count += 1;
-        }
-        if !more {
-            break;
-        }
-    }
-    if let Some(info) = windower.finish(&mut window) {
-        fx.compute(&window, &mut feats);
-        f(info, &feats)?;
+    let mut counted = |info: WindowInfo, feats: &[f32]| {
         count += 1;
+        f(info, feats)
+    };
+    // Full blocks go one way, emptied ones come back to be refilled, so the
+    // two threads share three buffers and allocate nothing per block.
+    const BUFFERS: usize = 3;
+    let (full_tx, full_rx) = sync_channel::<Result<Vec<f32>, AudioError>>(BUFFERS);
+    let (empty_tx, empty_rx) = sync_channel::<Vec<f32>>(BUFFERS);
+    for _ in 0..BUFFERS {
+        empty_tx
+            .send(Vec::with_capacity(1 << 15))
+            .expect("the channel has room for every buffer");
     }
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            // Ends when the stream does, on an error, or when the consumer
+            // hangs up (it stopped early).
+            while let Ok(mut block) = empty_rx.recv() {
+                block.clear();
+                match stream.read_into(&mut block) {
+                    Ok(true) => {
+                        if full_tx.send(Ok(block)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(false) => return,
+                    Err(e) => {
+                        let _ = full_tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+        });
+        let result = (|| -> Result<(), E> {
+            for block in full_rx.iter() {
+                let block = block?;
+                windower.push(&block, &mut counted)?;
+                // The reader may already be gone; then nothing needs the
+                // buffer any more.
+                let _ = empty_tx.send(block);
+            }
+            windower.finish(&mut counted)
+        })();
+        // Dropping our ends lets a reader blocked on a send or a receive
+        // finish, so the scope can join it.
+        drop(full_rx);
+        drop(empty_tx);
+        result
+    })?;
     Ok(count)
 }
 
@@ -148,7 +179,7 @@ pub fn extract_dataset(
         y: Vec<u8>,
         start: Vec<f64>,
     }
-    let probe = features::extractor(set, spec.sample_rate, spec.length)?;
+    let probe = features::feature_set(set, spec.sample_rate)?;
     let next = std::sync::atomic::AtomicUsize::new(0);
     let threads = threads.clamp(1, recordings.len().max(1));
     let mut parts: Vec<Option<Part>> = (0..recordings.len()).map(|_| None).collect();
@@ -156,7 +187,8 @@ pub fn extract_dataset(
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 s.spawn(|| -> Result<Vec<(usize, Part)>, PipelineError> {
-                    let mut fx = features::extractor(set, spec.sample_rate, spec.length)?;
+                    let mut windower =
+                        Windower::new(spec, features::feature_set(set, spec.sample_rate)?);
                     let mut done = vec![];
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -169,8 +201,7 @@ pub fn extract_dataset(
                         };
                         for_each_window(
                             &rec.wav,
-                            spec,
-                            fx.as_mut(),
+                            &mut windower,
                             |info, feats| -> Result<(), PipelineError> {
                                 let start = spec.seconds(info.start_sample);
                                 let end = start + spec.seconds(spec.length as u64);

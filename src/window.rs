@@ -1,6 +1,15 @@
-//! Sliding windows over a mono stream. The windower owns the overlap: it keeps
-//! just enough history for the next window and copies each window into a
-//! caller-owned buffer, so steady-state windowing never allocates.
+//! Sliding windows over a mono stream. The windower owns the overlap: it
+//! cuts the stream into the feature set's centred frames, analyses each frame
+//! once, keeps just the records the next window needs, and summarises every
+//! window from the records of its frames. Overlapping windows therefore share
+//! their frames' FFTs, and steady-state windowing never allocates.
+//!
+//! Window `k` nominally spans samples `[k·hop, k·hop + length)`. Its
+//! features come from the `1 + length / frame_hop` frames starting at the
+//! frame centred nearest to `k·hop` (at most half a frame hop away), which is
+//! what librosa computes for that span when it starts on a frame.
+
+use crate::features::FeatureSet;
 
 /// Errors in the window settings; messages name the offending value.
 #[derive(Debug, thiserror::Error)]
@@ -60,23 +69,56 @@ pub struct WindowInfo {
     pub padded: bool,
 }
 
+/// Most samples taken from one `push` slice at a time, so the sample buffer
+/// never grows past the capacity made in `new`.
+const CHUNK: usize = 4096;
+
 pub struct Windower {
     spec: WindowSpec,
-    buf: Vec<f32>,
-    /// Absolute stream position of `buf[0]`.
-    buf_start: u64,
-    next_start: u64,
+    set: Box<dyn FeatureSet>,
+    frame_len: usize,
+    frame_hop: usize,
+    record_len: usize,
+    frames_per_window: usize,
+    /// Stream samples from absolute position `samples_start`.
+    samples: Vec<f32>,
+    samples_start: u64,
+    /// Samples pushed so far (the stream's length once finished).
+    total: u64,
+    /// Next frame to analyse.
+    next_frame: u64,
+    /// Records of frames `records_start..next_frame`.
+    records: Vec<f32>,
+    records_start: u64,
     next_index: u64,
+    /// True once `finish` padded a short stream with zeros.
+    padded: bool,
+    frame: Vec<f32>,
+    features: Vec<f32>,
 }
 
 impl Windower {
-    pub fn new(spec: WindowSpec) -> Self {
+    pub fn new(spec: WindowSpec, set: Box<dyn FeatureSet>) -> Self {
+        let (frame_len, frame_hop, record_len) =
+            (set.frame_len(), set.frame_hop(), set.record_len());
+        let frames_per_window = 1 + spec.length / frame_hop;
         Windower {
             spec,
-            buf: Vec::with_capacity(spec.length + spec.hop + 16384),
-            buf_start: 0,
-            next_start: 0,
+            frame_len,
+            frame_hop,
+            record_len,
+            frames_per_window,
+            samples: Vec::with_capacity(frame_len + frame_hop + CHUNK),
+            samples_start: 0,
+            total: 0,
+            next_frame: 0,
+            records: Vec::with_capacity((frames_per_window + 2) * record_len),
+            records_start: 0,
             next_index: 0,
+            padded: false,
+            frame: vec![0.0; frame_len],
+            features: vec![0.0; set.len()],
+            set,
         }
     }
 
@@ -84,92 +126,256 @@ impl Windower {
         self.spec
     }
 
-    /// Samples waiting in the buffer (for callers that bound memory).
+    pub fn feature_set(&self) -> &dyn FeatureSet {
+        self.set.as_ref()
+    }
+
+    /// Forgets the stream, ready for a new one.
+    pub fn reset(&mut self) {
+        self.samples.clear();
+        self.records.clear();
+        (self.samples_start, self.total, self.next_frame) = (0, 0, 0);
+        (self.records_start, self.next_index, self.padded) = (0, 0, false);
+    }
+
+    /// Samples held for frames still to come (for callers that bound memory).
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.samples.len()
     }
 
-    pub fn push(&mut self, samples: &[f32]) {
-        // Drop history that no future window needs before growing the buffer.
-        let keep_from = (self.next_start - self.buf_start) as usize;
-        if keep_from > 0 && keep_from <= self.buf.len() {
-            self.buf.drain(..keep_from);
-            self.buf_start = self.next_start;
+    /// Appends `samples` to the stream and calls `f` with each window that
+    /// became complete, in order.
+    pub fn push<E>(
+        &mut self,
+        samples: &[f32],
+        f: &mut impl FnMut(WindowInfo, &[f32]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        for chunk in samples.chunks(CHUNK) {
+            self.drop_consumed_samples();
+            self.samples.extend_from_slice(chunk);
+            self.total += chunk.len() as u64;
+            self.run(false, f)?;
         }
-        self.buf.extend_from_slice(samples);
+        Ok(())
     }
 
-    /// Copies the next full window into `out` (of the window's length).
-    pub fn next_window(&mut self, out: &mut [f32]) -> Option<WindowInfo> {
-        debug_assert_eq!(out.len(), self.spec.length);
-        let offset = (self.next_start - self.buf_start) as usize;
-        if offset + self.spec.length > self.buf.len() {
-            return None;
+    /// Ends the stream: windows that need frames past its end are completed
+    /// with zeros. A stream shorter than one window is padded to one window,
+    /// marked `padded`.
+    pub fn finish<E>(
+        &mut self,
+        f: &mut impl FnMut(WindowInfo, &[f32]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        if self.next_index == 0 && self.total > 0 && self.total < self.spec.length as u64 {
+            self.padded = true;
+            let mut missing = self.spec.length - self.total as usize;
+            let zeros = [0.0f32; 1024];
+            while missing > 0 {
+                let n = missing.min(zeros.len());
+                self.push(&zeros[..n], f)?;
+                missing -= n;
+            }
         }
-        out.copy_from_slice(&self.buf[offset..offset + self.spec.length]);
-        Some(self.advance(false))
+        self.run(true, f)
     }
 
-    /// At the end of a stream that never filled one window, yields that
-    /// stream zero-padded to a window, once.
-    pub fn finish(&mut self, out: &mut [f32]) -> Option<WindowInfo> {
-        if self.next_index > 0 || self.buf.is_empty() {
-            return None;
+    /// First frame of window `index`: the frame centred nearest its start.
+    fn first_frame(&self, index: u64) -> u64 {
+        let start = index * self.spec.hop as u64;
+        (start + self.frame_hop as u64 / 2) / self.frame_hop as u64
+    }
+
+    /// Whether the stream holds the whole span of window `index`.
+    fn window_in_stream(&self, index: u64) -> bool {
+        index * self.spec.hop as u64 + self.spec.length as u64 <= self.total
+    }
+
+    fn run<E>(
+        &mut self,
+        ended: bool,
+        f: &mut impl FnMut(WindowInfo, &[f32]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let fpw = self.frames_per_window as u64;
+        loop {
+            let first = self.first_frame(self.next_index);
+            if self.next_frame >= first + fpw && self.window_in_stream(self.next_index) {
+                self.emit(first, f)?;
+                continue;
+            }
+            // Records before the next window's first frame are done with;
+            // frames before it are never needed.
+            self.drop_records_before(first);
+            if self.next_frame < first {
+                self.next_frame = first;
+                self.records_start = first;
+            }
+            let centre = self.next_frame * self.frame_hop as u64;
+            let have_samples = centre + (self.frame_len / 2) as u64 <= self.total;
+            let wanted = self.next_frame < first + fpw;
+            let may_pad = ended && self.window_in_stream(self.next_index);
+            if wanted && (have_samples || may_pad) {
+                self.analyse_next_frame();
+            } else {
+                return Ok(());
+            }
         }
-        let n = self.buf.len().min(out.len());
-        out[..n].copy_from_slice(&self.buf[..n]);
-        out[n..].fill(0.0);
-        Some(self.advance(true))
     }
 
-    fn advance(&mut self, padded: bool) -> WindowInfo {
+    fn emit<E>(
+        &mut self,
+        first: u64,
+        f: &mut impl FnMut(WindowInfo, &[f32]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let from = (first - self.records_start) as usize * self.record_len;
+        let to = from + self.frames_per_window * self.record_len;
+        self.set
+            .summarise(&self.records[from..to], &mut self.features);
         let info = WindowInfo {
             index: self.next_index,
-            start_sample: self.next_start,
-            padded,
+            start_sample: self.next_index * self.spec.hop as u64,
+            padded: self.padded,
         };
         self.next_index += 1;
-        self.next_start += self.spec.hop as u64;
-        info
+        f(info, &self.features)
+    }
+
+    fn analyse_next_frame(&mut self) {
+        let half = (self.frame_len / 2) as i64;
+        let begin = (self.next_frame * self.frame_hop as u64) as i64 - half;
+        // The part of the frame inside the stream, in frame coordinates.
+        let lo = (-begin).clamp(0, self.frame_len as i64) as usize;
+        let hi = (self.total as i64 - begin).clamp(lo as i64, self.frame_len as i64) as usize;
+        self.frame.fill(0.0);
+        if hi > lo {
+            let from = (begin + lo as i64) as u64 - self.samples_start;
+            let from = from as usize;
+            self.frame[lo..hi].copy_from_slice(&self.samples[from..from + (hi - lo)]);
+        }
+        let at = self.records.len();
+        self.records.resize(at + self.record_len, 0.0);
+        self.set
+            .analyse_frame(&self.frame, lo..hi, &mut self.records[at..]);
+        self.next_frame += 1;
+    }
+
+    fn drop_records_before(&mut self, frame: u64) {
+        if frame > self.records_start {
+            let n =
+                ((frame - self.records_start) as usize * self.record_len).min(self.records.len());
+            self.records.copy_within(n.., 0);
+            self.records.truncate(self.records.len() - n);
+            self.records_start = frame;
+        }
+    }
+
+    /// Drops samples that no frame still to be analysed reaches.
+    fn drop_consumed_samples(&mut self) {
+        let needed_from = (self.next_frame * self.frame_hop as u64)
+            .saturating_sub((self.frame_len / 2) as u64)
+            .max(self.samples_start);
+        let n = ((needed_from - self.samples_start) as usize).min(self.samples.len());
+        if n > 0 {
+            self.samples.copy_within(n.., 0);
+            self.samples.truncate(self.samples.len() - n);
+            self.samples_start += n as u64;
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ops::Range;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
 
-    #[test]
-    fn windows_slide_by_hop_and_see_the_right_samples() {
+    /// Frames of 8 samples every 4; a record keeps the centre sample and the
+    /// valid range, a window reports its first frame's centre sample, its
+    /// frame count, and the valid range of its first and last frames.
+    struct Probe {
+        names: Vec<String>,
+        frames: Arc<AtomicUsize>,
+    }
+
+    impl FeatureSet for Probe {
+        fn set_name(&self) -> &'static str {
+            "probe"
+        }
+        fn feature_names(&self) -> &[String] {
+            &self.names
+        }
+        fn frame_len(&self) -> usize {
+            8
+        }
+        fn frame_hop(&self) -> usize {
+            4
+        }
+        fn record_len(&self) -> usize {
+            3
+        }
+        fn analyse_frame(&mut self, frame: &[f32], valid: Range<usize>, record: &mut [f32]) {
+            self.frames.fetch_add(1, Ordering::Relaxed);
+            record.copy_from_slice(&[frame[4], valid.start as f32, valid.end as f32]);
+        }
+        fn summarise(&mut self, records: &[f32], out: &mut [f32]) {
+            let n = records.len();
+            out.copy_from_slice(&[records[0], (n / 3) as f32, records[1], records[n - 1]]);
+        }
+    }
+
+    fn windows(signal: &[f32], chunk: usize) -> (Vec<(WindowInfo, Vec<f32>)>, usize) {
         let spec = WindowSpec::from_seconds(10, 2.0, 0.5).unwrap();
         assert_eq!((spec.length, spec.hop), (20, 5));
-        let mut w = Windower::new(spec);
-        let signal: Vec<f32> = (0..47).map(|i| i as f32).collect();
-        let mut out = vec![0.0; 20];
-        let mut starts = vec![];
-        for chunk in signal.chunks(7) {
-            w.push(chunk);
-            while let Some(info) = w.next_window(&mut out) {
-                assert_eq!(out[0], info.start_sample as f32);
-                assert_eq!(out[19], info.start_sample as f32 + 19.0);
-                starts.push(info.start_sample);
-            }
+        let frames = Arc::new(AtomicUsize::new(0));
+        let probe = Probe {
+            names: ["centre", "frames", "first_lo", "last_hi"]
+                .map(String::from)
+                .to_vec(),
+            frames: frames.clone(),
+        };
+        let mut w = Windower::new(spec, Box::new(probe));
+        let mut got = vec![];
+        let mut keep = |info, f: &[f32]| -> Result<(), ()> {
+            got.push((info, f.to_vec()));
+            Ok(())
+        };
+        for c in signal.chunks(chunk) {
+            w.push(c, &mut keep).unwrap();
         }
+        w.finish(&mut keep).unwrap();
+        (got, frames.load(Ordering::Relaxed))
+    }
+
+    #[test]
+    fn windows_use_the_frames_nearest_their_span_each_analysed_once() {
+        let signal: Vec<f32> = (1..=47).map(|i| i as f32).collect();
+        let (got, frames) = windows(&signal, 7);
+        let starts: Vec<u64> = got.iter().map(|(i, _)| i.start_sample).collect();
         assert_eq!(starts, vec![0, 5, 10, 15, 20, 25]);
-        assert!(w.finish(&mut out).is_none());
+        // Window k starts on frame round(5k / 4); frame j is centred on
+        // sample 4j, whose value is 4j + 1.
+        let centres: Vec<f32> = got.iter().map(|(_, f)| f[0]).collect();
+        assert_eq!(centres, vec![1.0, 5.0, 13.0, 17.0, 21.0, 25.0]);
+        assert!(got.iter().all(|(i, f)| f[1] == 6.0 && !i.padded));
+        // The first frame hangs 4 samples before the stream, the last one
+        // (centred on 44) 1 sample past its end.
+        assert_eq!((got[0].1[2], got[5].1[3]), (4.0, 7.0));
+        // Frames 0..=11 each analysed once, not 6 per window.
+        assert_eq!(frames, 12);
+        // How the stream arrives changes nothing.
+        assert_eq!(windows(&signal, 1).0, got);
+        assert_eq!(windows(&signal, 47).0, got);
     }
 
     #[test]
     fn short_stream_gives_one_padded_window() {
-        let spec = WindowSpec::from_seconds(10, 2.0, 0.5).unwrap();
-        let mut w = Windower::new(spec);
-        w.push(&[1.0; 7]);
-        let mut out = vec![9.0; 20];
-        assert!(w.next_window(&mut out).is_none());
-        let info = w.finish(&mut out).unwrap();
+        let (got, _) = windows(&[1.0; 7], 3);
+        assert_eq!(got.len(), 1);
+        let (info, f) = &got[0];
         assert!(info.padded);
-        assert_eq!(&out[..7], &[1.0; 7]);
-        assert!(out[7..].iter().all(|&x| x == 0.0));
-        assert!(w.finish(&mut out).is_none());
+        assert_eq!(info.start_sample, 0);
+        assert_eq!(f[1], 6.0);
+        assert!(windows(&[], 3).0.is_empty());
     }
 
     #[test]

@@ -1,38 +1,80 @@
-//! WAV decoding with `hound`: integer PCM of 8, 16, 24 or 32 bits and 32-bit
-//! float, any channel count, downmixed to mono by averaging channels.
+//! WAV decoding: `hound` reads and checks the header, then the sample data
+//! is read in blocks and converted here (hound's per-sample reader costs more
+//! than everything after it). Integer PCM of 8, 16, 24 (in 3 or 4 bytes) or
+//! 32 bits and 32-bit float, any channel count, downmixed to mono by
+//! averaging channels.
 
 use super::AudioError;
-use hound::{SampleFormat, WavIntoSamples};
+use hound::SampleFormat;
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-enum Samples {
-    Int {
-        iter: WavIntoSamples<BufReader<File>, i32>,
-        scale: f32,
-    },
-    Float(WavIntoSamples<BufReader<File>, f32>),
+/// How one sample is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    /// Unsigned 8-bit, centred on 128.
+    U8,
+    I16,
+    I24,
+    /// 24 bits in the low three bytes of four.
+    I24In32,
+    I32,
+    F32,
+}
+
+impl Encoding {
+    fn bytes(self) -> usize {
+        match self {
+            Encoding::U8 => 1,
+            Encoding::I16 => 2,
+            Encoding::I24 => 3,
+            Encoding::I24In32 | Encoding::I32 | Encoding::F32 => 4,
+        }
+    }
 }
 
 /// Streams a WAV file as mono `f32` frames in [-1, 1] (integer formats are
 /// scaled by 2^(bits-1), as libsndfile and librosa do).
 pub struct WavReader {
     path: PathBuf,
-    samples: Samples,
+    data: BufReader<File>,
+    encoding: Encoding,
+    scale: f32,
     channels: u16,
     sample_rate: u32,
     frames_read: u64,
     frames_total: u64,
+    bytes: Vec<u8>,
+}
+
+/// The `block_align` field of the file's `fmt ` chunk, which says how many
+/// bytes a frame takes (hound checks the header but does not expose it).
+fn block_align(file: &mut File) -> std::io::Result<Option<u16>> {
+    let mut riff = [0u8; 12];
+    file.read_exact(&mut riff)?;
+    loop {
+        let mut head = [0u8; 8];
+        file.read_exact(&mut head)?;
+        let size = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+        if &head[..4] == b"fmt " {
+            let mut fmt = [0u8; 14];
+            file.read_exact(&mut fmt)?;
+            return Ok(Some(u16::from_le_bytes([fmt[12], fmt[13]])));
+        }
+        file.seek(SeekFrom::Current(i64::from(size) + i64::from(size & 1)))?;
+    }
 }
 
 impl WavReader {
     pub fn open(path: &Path) -> Result<Self, AudioError> {
-        let file = File::open(path).map_err(|source| AudioError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let reader = hound::WavReader::new(BufReader::new(file)).map_err(|e| match e {
+        let open = || {
+            File::open(path).map_err(|source| AudioError::Open {
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        let reader = hound::WavReader::new(BufReader::new(open()?)).map_err(|e| match e {
             hound::Error::Unsupported => AudioError::Unsupported {
                 path: path.to_path_buf(),
                 reason: "this WAV encoding is not supported (use PCM or IEEE float)".into(),
@@ -53,16 +95,22 @@ impl WavReader {
         if spec.sample_rate == 0 {
             return Err(unsupported("sample rate is 0 Hz".into()));
         }
-        let frames_total = u64::from(reader.duration());
-        let samples = match (spec.sample_format, spec.bits_per_sample) {
-            (SampleFormat::Int, bits @ (8 | 16 | 24 | 32)) => Samples::Int {
-                iter: reader.into_samples::<i32>(),
-                scale: 1.0 / (1u64 << (bits - 1)) as f32,
-            },
-            (SampleFormat::Float, 32) => Samples::Float(reader.into_samples::<f32>()),
-            (format, bits) => {
+        // hound accepted the header, so its fmt chunk is there.
+        let align = block_align(&mut open()?)
+            .ok()
+            .flatten()
+            .unwrap_or(spec.bits_per_sample.div_ceil(8) * spec.channels);
+        let container = align / spec.channels;
+        let encoding = match (spec.sample_format, container, spec.bits_per_sample) {
+            (SampleFormat::Int, 1, 8) => Encoding::U8,
+            (SampleFormat::Int, 2, 16) => Encoding::I16,
+            (SampleFormat::Int, 3, 24) => Encoding::I24,
+            (SampleFormat::Int, 4, 24) => Encoding::I24In32,
+            (SampleFormat::Int, 4, 32) => Encoding::I32,
+            (SampleFormat::Float, 4, 32) => Encoding::F32,
+            (format, bytes, bits) => {
                 return Err(unsupported(format!(
-                    "{bits}-bit {} samples (supported: 8/16/24/32-bit integer, 32-bit float)",
+                    "{bits}-bit {} samples in {bytes} bytes (supported: 8/16/24/32-bit integer, 32-bit float)",
                     match format {
                         SampleFormat::Int => "integer",
                         SampleFormat::Float => "float",
@@ -70,13 +118,22 @@ impl WavReader {
                 )))
             }
         };
+        let scale = match encoding {
+            Encoding::F32 => 1.0,
+            _ => 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32,
+        };
+        let frames_total = u64::from(reader.duration());
         Ok(WavReader {
             path: path.to_path_buf(),
-            samples,
+            // hound stops at the first sample of the data chunk.
+            data: reader.into_inner(),
+            encoding,
+            scale,
             channels: spec.channels,
             sample_rate: spec.sample_rate,
             frames_read: 0,
             frames_total,
+            bytes: Vec::new(),
         })
     }
 
@@ -93,58 +150,80 @@ impl WavReader {
         self.frames_total
     }
 
-    /// Appends up to `max_frames` mono frames to `out`; returns how many.
-    /// A file whose data ends inside a frame, or before the header's length,
-    /// is reported as truncated rather than silently shortened.
+    /// Appends up to `max_frames` mono frames to `out`; returns how many
+    /// (0 at the end). A file whose data ends inside a frame, or before the
+    /// header's length, is reported as truncated rather than silently
+    /// shortened.
     pub fn read_mono(
         &mut self,
         out: &mut Vec<f32>,
         max_frames: usize,
     ) -> Result<usize, AudioError> {
         let channels = usize::from(self.channels);
-        let inv = 1.0 / channels as f32;
-        let mut n = 0;
-        while n < max_frames {
-            let mut acc = 0.0f32;
-            for ch in 0..channels {
-                let next = match &mut self.samples {
-                    Samples::Int { iter, scale } => {
-                        iter.next().map(|r| r.map(|v| v as f32 * *scale))
-                    }
-                    Samples::Float(iter) => iter.next(),
-                };
-                let value = match next {
-                    None if ch == 0 => {
-                        if self.frames_read < self.frames_total {
-                            return Err(self.truncated(format!(
-                                "the header announces {} frames",
-                                self.frames_total
-                            )));
-                        }
-                        return Ok(n);
-                    }
-                    None => {
-                        return Err(self.truncated(format!(
-                            "the last frame has only {ch} of {channels} channels"
-                        )))
-                    }
-                    Some(Err(e)) => return Err(self.truncated(e.to_string())),
-                    Some(Ok(v)) => v,
-                };
-                if !value.is_finite() {
+        let sample_bytes = self.encoding.bytes();
+        let frame_bytes = channels * sample_bytes;
+        let left = self.frames_total - self.frames_read;
+        let want = (max_frames as u64).min(left) as usize;
+        self.bytes.resize(want * frame_bytes, 0);
+        let mut got = 0;
+        while got < self.bytes.len() {
+            match self.data.read(&mut self.bytes[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.truncated(e.to_string())),
+            }
+        }
+        let frames = got / frame_bytes;
+        let first = out.len();
+        let scale = self.scale;
+        let bytes = &self.bytes[..frames * frame_bytes];
+        match self.encoding {
+            Encoding::U8 => mix(bytes, channels, out, |[b]: [u8; 1]| {
+                (f32::from(b) - 128.0) * scale
+            }),
+            Encoding::I16 => mix(bytes, channels, out, |b: [u8; 2]| {
+                f32::from(i16::from_le_bytes(b)) * scale
+            }),
+            Encoding::I24 => mix(bytes, channels, out, |[a, b, c]: [u8; 3]| {
+                (i32::from_le_bytes([0, a, b, c]) >> 8) as f32 * scale
+            }),
+            Encoding::I24In32 => mix(bytes, channels, out, |[a, b, c, _]: [u8; 4]| {
+                (i32::from_le_bytes([0, a, b, c]) >> 8) as f32 * scale
+            }),
+            Encoding::I32 => mix(bytes, channels, out, |b: [u8; 4]| {
+                i32::from_le_bytes(b) as f32 * scale
+            }),
+            Encoding::F32 => {
+                mix(bytes, channels, out, f32::from_le_bytes);
+                // A NaN or infinity in any channel makes the average one.
+                if let Some(i) = out[first..].iter().position(|v| !v.is_finite()) {
+                    let value = bytes[i * frame_bytes..(i + 1) * frame_bytes]
+                        .chunks_exact(4)
+                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                        .find(|v| !v.is_finite())
+                        .unwrap_or(out[first + i]);
                     return Err(AudioError::NonFinite {
                         path: self.path.clone(),
-                        frame: self.frames_read,
+                        frame: self.frames_read + i as u64,
                         value,
                     });
                 }
-                acc += value;
             }
-            out.push(acc * inv);
-            self.frames_read += 1;
-            n += 1;
         }
-        Ok(n)
+        self.frames_read += frames as u64;
+        if got < self.bytes.len() {
+            let partial = got % frame_bytes;
+            return Err(self.truncated(if partial > 0 {
+                format!(
+                    "the last frame has only {} of {channels} channels",
+                    partial / sample_bytes
+                )
+            } else {
+                format!("the header announces {} frames", self.frames_total)
+            }));
+        }
+        Ok(frames)
     }
 
     fn truncated(&self, reason: String) -> AudioError {
@@ -154,4 +233,21 @@ impl WavReader {
             reason,
         }
     }
+}
+
+/// Decodes whole frames of `B`-byte samples with `decode` and appends each
+/// frame's channel average to `out`.
+fn mix<const B: usize>(
+    bytes: &[u8],
+    channels: usize,
+    out: &mut Vec<f32>,
+    decode: impl Fn([u8; B]) -> f32,
+) {
+    let inv = 1.0 / channels as f32;
+    out.extend(bytes.chunks_exact(B * channels).map(|frame| {
+        let acc = frame.chunks_exact(B).fold(0.0f32, |acc, s| {
+            acc + decode(s.try_into().expect("chunks are B bytes"))
+        });
+        acc * inv
+    }));
 }

@@ -1,16 +1,20 @@
-//! Feature extraction: one window of mono audio in, one named feature vector
-//! out. Each feature set has a name and an ordered list of feature names; a
+//! Feature extraction in two steps, so that overlapping windows share work:
+//! each STFT frame of the stream is analysed once into a small record, and a
+//! window's features are then summarised from the records of its frames.
+//! Each feature set has a name and an ordered list of feature names; a
 //! model's sidecar records which set it was trained on, and training reads
 //! features computed by this very code, so training and serving agree.
 
 mod filters;
 mod seed26;
-mod stft;
+mod spectrum;
 
 pub use seed26::Seed26;
-pub use stft::Stft;
+pub use spectrum::FrameSpectrum;
 
-/// Feature errors; messages name the set or the size at fault.
+use std::ops::Range;
+
+/// Feature errors; messages name the set or the rate at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum FeatureError {
     #[error("unknown feature set `{name}` (known: {known})")]
@@ -23,8 +27,10 @@ pub enum FeatureError {
     },
 }
 
-/// A feature set that turns a window into `len()` numbers.
-pub trait FeatureExtractor: Send {
+/// A feature set: how to analyse one frame, and how to turn the frames of a
+/// window into `len()` numbers. Buffers are made at construction; neither
+/// step allocates.
+pub trait FeatureSet: Send {
     /// The set's stable name, as stored in model sidecars.
     fn set_name(&self) -> &'static str;
     /// Names of the features, in output order.
@@ -35,37 +41,62 @@ pub trait FeatureExtractor: Send {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// Computes the features of one window into `out` (of `len()`), using
-    /// only buffers made at construction.
-    fn compute(&mut self, window: &[f32], out: &mut [f32]);
+    /// Samples per frame; frame `j` is centred on stream sample
+    /// `j * frame_hop()`.
+    fn frame_len(&self) -> usize;
+    fn frame_hop(&self) -> usize;
+    /// Numbers kept per frame.
+    fn record_len(&self) -> usize;
+    /// Analyses one frame into `record` (of `record_len()`). `frame` holds
+    /// `frame_len()` samples, zeros where the stream has none; `valid` is the
+    /// part that lies inside the stream.
+    fn analyse_frame(&mut self, frame: &[f32], valid: Range<usize>, record: &mut [f32]);
+    /// Computes a window's features into `out` (of `len()`) from the records
+    /// of its frames, frame after frame.
+    fn summarise(&mut self, records: &[f32], out: &mut [f32]);
 }
 
+/// One entry of the feature-set table.
+struct SetEntry {
+    name: &'static str,
+    sample_rate: u32,
+    build: fn() -> Box<dyn FeatureSet>,
+}
+
+const SETS: &[SetEntry] = &[SetEntry {
+    name: seed26::NAME,
+    sample_rate: seed26::SAMPLE_RATE,
+    build: || Box::new(Seed26::new()),
+}];
+
 /// Names of every feature set this build knows.
-pub const FEATURE_SETS: &[&str] = &[seed26::NAME];
+pub fn set_names() -> Vec<&'static str> {
+    SETS.iter().map(|s| s.name).collect()
+}
+
+fn entry(name: &str) -> Result<&'static SetEntry, FeatureError> {
+    SETS.iter()
+        .find(|s| s.name == name)
+        .ok_or_else(|| FeatureError::UnknownSet {
+            name: name.to_string(),
+            known: set_names().join(", "),
+        })
+}
 
 /// The sample rate a feature set is defined at.
 pub fn sample_rate(name: &str) -> Result<u32, FeatureError> {
-    match name {
-        seed26::NAME => Ok(seed26::SAMPLE_RATE),
-        other => Err(FeatureError::UnknownSet {
-            name: other.to_string(),
-            known: FEATURE_SETS.join(", "),
-        }),
-    }
+    Ok(entry(name)?.sample_rate)
 }
 
-/// Builds the extractor for `name`, for windows of `window_len` samples at
-/// `sample_rate` Hz.
-pub fn extractor(
-    name: &str,
-    sample_rate: u32,
-    window_len: usize,
-) -> Result<Box<dyn FeatureExtractor>, FeatureError> {
-    match name {
-        seed26::NAME => Ok(Box::new(Seed26::new(sample_rate, window_len)?)),
-        other => Err(FeatureError::UnknownSet {
-            name: other.to_string(),
-            known: FEATURE_SETS.join(", "),
-        }),
+/// Builds the feature set `name` for audio at `sample_rate` Hz.
+pub fn feature_set(name: &str, sample_rate: u32) -> Result<Box<dyn FeatureSet>, FeatureError> {
+    let e = entry(name)?;
+    if e.sample_rate != sample_rate {
+        return Err(FeatureError::SampleRate {
+            set: e.name,
+            need: e.sample_rate,
+            got: sample_rate,
+        });
     }
+    Ok((e.build)())
 }

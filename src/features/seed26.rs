@@ -2,12 +2,17 @@
 //! definition and defaults, averaged over the window's frames:
 //! chroma (mean over 12 bins and all frames, `tuning=0` pinned), RMS,
 //! spectral centroid, bandwidth, roll-off (0.85), zero-crossing rate and
-//! 20 MFCC (128 Slaney mel bands, dB with `top_db=80`, orthonormal DCT-II).
-//! Frames: n_fft 2048, hop 512, Hann, centred with zero padding (ZCR pads
-//! by repeating the edge sample, as librosa does).
+//! 20 MFCC (128 Slaney mel bands, dB with `top_db=80` against the window's
+//! loudest band, orthonormal DCT-II).
+//! Frames: n_fft 2048, hop 512, Hann, centred, zero beyond the stream's ends
+//! (ZCR counts crossings inside the stream only, as librosa's edge padding
+//! adds none).
 
-use super::filters::{chroma_filters, dct_ortho, fft_frequencies, mel_filters, SparseFilter};
-use super::{FeatureError, FeatureExtractor, Stft};
+use super::filters::{
+    chroma_filters, dct_ortho, dot, fft_frequencies, lane_sum, mel_filters, SparseFilter,
+};
+use super::{FeatureSet, FrameSpectrum};
+use std::ops::Range;
 
 pub const NAME: &str = "seed26";
 pub const SAMPLE_RATE: u32 = 22050;
@@ -20,50 +25,38 @@ const TOP_DB: f32 = 80.0;
 const ROLL_PERCENT: f32 = 0.85;
 const ZC_THRESHOLD: f32 = 1e-10;
 
-/// Dot product in eight independent lanes, so the compiler can vectorise it
-/// (a plain `sum()` of `f32` must keep its sequential order).
-#[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut lanes = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for k in 0..8 {
-            lanes[k] += x[k] * y[k];
-        }
-    }
-    let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
-    lanes.iter().sum::<f32>() + tail
-}
+/// Per-frame record: six scalars, then the frame's mel power in dB.
+const CHROMA: usize = 0;
+const RMS: usize = 1;
+const CENTROID: usize = 2;
+const BANDWIDTH: usize = 3;
+const ROLLOFF: usize = 4;
+const ZCR: usize = 5;
+const MEL_DB: usize = 6;
+const RECORD: usize = MEL_DB + N_MELS;
 
 pub struct Seed26 {
     names: Vec<String>,
-    stft: Stft,
+    spectrum: FrameSpectrum,
     freqs: Vec<f32>,
     mel: Vec<SparseFilter>,
     chroma: Vec<Vec<f32>>,
     dct: Vec<Vec<f32>>,
-    /// Mel power in dB, frames × mels.
-    mel_db: Vec<f32>,
     cumsum: Vec<f32>,
-    /// Prefix sums over the window: squares (for RMS) and sign changes (ZCR).
-    energy: Vec<f64>,
-    crossings: Vec<u32>,
+    /// Per-band sums of clipped dB over a window.
+    band_sums: Vec<f64>,
+}
+
+impl Default for Seed26 {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Seed26 {
-    pub fn new(sample_rate: u32, window_len: usize) -> Result<Self, FeatureError> {
-        if sample_rate != SAMPLE_RATE {
-            return Err(FeatureError::SampleRate {
-                set: NAME,
-                need: SAMPLE_RATE,
-                got: sample_rate,
-            });
-        }
-        let sr = f64::from(sample_rate);
-        let stft = Stft::new(N_FFT, HOP, window_len);
+    pub fn new() -> Self {
+        let sr = f64::from(SAMPLE_RATE);
+        let spectrum = FrameSpectrum::new(N_FFT);
         let mut names: Vec<String> = [
             "chroma_stft",
             "rms",
@@ -76,7 +69,7 @@ impl Seed26 {
         .map(|s| s.to_string())
         .collect();
         names.extend((1..=N_MFCC).map(|i| format!("mfcc{i}")));
-        Ok(Seed26 {
+        Seed26 {
             names,
             freqs: fft_frequencies(sr, N_FFT)
                 .iter()
@@ -85,50 +78,14 @@ impl Seed26 {
             mel: mel_filters(sr, N_FFT, N_MELS),
             chroma: chroma_filters(sr, N_FFT, N_CHROMA, 0.0),
             dct: dct_ortho(N_MFCC, N_MELS),
-            mel_db: vec![0.0; stft.n_frames * N_MELS],
-            cumsum: vec![0.0; stft.n_bins],
-            energy: vec![0.0; window_len + 1],
-            crossings: vec![0; window_len.max(1)],
-            stft,
-        })
-    }
-
-    /// Fills the prefix sums: `energy[i]` = sum of squares of samples before
-    /// `i`; `crossings[i]` = sign changes between consecutive samples up to `i`
-    /// (librosa's rule: |x| <= 1e-10 counts as 0, and 0 as positive).
-    fn prefix_sums(&mut self, window: &[f32]) {
-        let mut e = 0.0f64;
-        self.energy[0] = 0.0;
-        for (i, &x) in window.iter().enumerate() {
-            e += f64::from(x) * f64::from(x);
-            self.energy[i + 1] = e;
+            cumsum: vec![0.0; spectrum.n_bins],
+            band_sums: vec![0.0; N_MELS],
+            spectrum,
         }
-        let negative = |v: f32| v < -ZC_THRESHOLD;
-        let mut c = 0u32;
-        self.crossings[0] = 0;
-        for i in 1..window.len() {
-            c += u32::from(negative(window[i]) != negative(window[i - 1]));
-            self.crossings[i] = c;
-        }
-    }
-
-    /// RMS of centred frame `t`, zero-padded by n_fft/2 on both sides.
-    fn frame_rms(&self, t: usize, n: usize) -> f64 {
-        let start = (t * HOP).saturating_sub(N_FFT / 2).min(n);
-        let end = (t * HOP + N_FFT / 2).min(n);
-        ((self.energy[end] - self.energy[start]).max(0.0) / N_FFT as f64).sqrt()
-    }
-
-    /// Zero-crossing rate of centred frame `t`, padded by repeating the edge
-    /// samples (which adds no crossings).
-    fn frame_zcr(&self, t: usize, n: usize) -> f64 {
-        let first = (t * HOP).saturating_sub(N_FFT / 2).min(n - 1);
-        let last = (t * HOP + N_FFT / 2 - 1).min(n - 1);
-        f64::from(self.crossings[last] - self.crossings[first]) / N_FFT as f64
     }
 }
 
-impl FeatureExtractor for Seed26 {
+impl FeatureSet for Seed26 {
     fn set_name(&self) -> &'static str {
         NAME
     }
@@ -137,95 +94,107 @@ impl FeatureExtractor for Seed26 {
         &self.names
     }
 
-    fn compute(&mut self, window: &[f32], out: &mut [f32]) {
+    fn frame_len(&self) -> usize {
+        N_FFT
+    }
+
+    fn frame_hop(&self) -> usize {
+        HOP
+    }
+
+    fn record_len(&self) -> usize {
+        RECORD
+    }
+
+    fn analyse_frame(&mut self, frame: &[f32], valid: Range<usize>, record: &mut [f32]) {
+        debug_assert_eq!(record.len(), RECORD);
+        // RMS over the whole frame (zeros outside the stream), ZCR inside it
+        // (librosa's rule: |x| <= 1e-10 counts as 0, and 0 as positive).
+        record[RMS] = (dot(frame, frame) / N_FFT as f32).sqrt();
+        let inside = &frame[valid];
+        let negative = |v: f32| v < -ZC_THRESHOLD;
+        let crossings: u32 = inside
+            .iter()
+            .zip(inside.iter().skip(1))
+            .map(|(&a, &b)| u32::from(negative(a) != negative(b)))
+            .sum();
+        record[ZCR] = crossings as f32 / N_FFT as f32;
+
+        self.spectrum.compute(frame);
+        let power = &self.spectrum.power;
+        let mag = &self.spectrum.magnitude;
+
+        // Chroma: filter bank on power, the frame scaled to max 1, then
+        // summed over its bins (averaged in `summarise`).
+        let mut raw = [0.0f32; N_CHROMA];
+        for (r, fb) in raw.iter_mut().zip(&self.chroma) {
+            *r = dot(fb, power);
+        }
+        let peak = raw.iter().fold(0.0f32, |m, &v| m.max(v.abs()));
+        let norm = if peak < f32::MIN_POSITIVE { 1.0 } else { peak };
+        record[CHROMA] = raw.iter().map(|&v| f64::from(v / norm)).sum::<f64>() as f32;
+
+        // Spectral shape on the magnitude spectrum.
+        let freqs = &self.freqs;
+        let total = lane_sum(mag, mag, |m, _| m);
+        let scale = if total < f32::MIN_POSITIVE {
+            1.0
+        } else {
+            total
+        };
+        let c = dot(mag, freqs) / scale;
+        record[CENTROID] = c;
+        let spread = lane_sum(mag, freqs, |m, f| m * (f - c) * (f - c)) / scale;
+        record[BANDWIDTH] = spread.sqrt();
+        let mut acc = 0.0f32;
+        for (cs, &m) in self.cumsum.iter_mut().zip(mag) {
+            acc += m;
+            *cs = acc;
+        }
+        let threshold = ROLL_PERCENT * acc;
+        let k = self
+            .cumsum
+            .iter()
+            .position(|&cs| cs >= threshold)
+            .unwrap_or(0);
+        record[ROLLOFF] = self.freqs[k];
+
+        // Mel power in dB; the window's top_db floor is applied in
+        // `summarise`, where the window's loudest band is known.
+        for (db, filter) in record[MEL_DB..].iter_mut().zip(&self.mel) {
+            *db = 10.0 * filter.apply(power).max(1e-10).log10();
+        }
+    }
+
+    fn summarise(&mut self, records: &[f32], out: &mut [f32]) {
         assert_eq!(out.len(), self.names.len());
-        self.stft.compute(window);
-        let frames = self.stft.n_frames;
-        self.prefix_sums(window);
-        let (mut chroma, mut rms, mut centroid, mut bandwidth, mut rolloff, mut zcr) =
-            (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+        let frames = records.len() / RECORD;
+        let mut sums = [0.0f64; MEL_DB];
         let mut db_max = f32::NEG_INFINITY;
-        for t in 0..frames {
-            let power = self.stft.power_frame(t);
-            let mag = self.stft.magnitude_frame(t);
-
-            // Chroma: filter bank on power, each frame scaled to max 1.
-            let mut raw = [0.0f32; N_CHROMA];
-            for (r, fb) in raw.iter_mut().zip(&self.chroma) {
-                *r = dot(fb, power);
+        for r in records.chunks_exact(RECORD) {
+            for (s, &v) in sums.iter_mut().zip(&r[..MEL_DB]) {
+                *s += f64::from(v);
             }
-            let peak = raw.iter().fold(0.0f32, |m, &v| m.max(v.abs()));
-            let norm = if peak < f32::MIN_POSITIVE { 1.0 } else { peak };
-            chroma += raw.iter().map(|&v| f64::from(v / norm)).sum::<f64>();
-
-            rms += self.frame_rms(t, window.len());
-            zcr += self.frame_zcr(t, window.len());
-
-            // Spectral shape on the magnitude spectrum.
-            let total: f64 = mag.iter().map(|&m| f64::from(m)).sum();
-            let scale = if total < f64::from(f32::MIN_POSITIVE) {
-                1.0
-            } else {
-                total
-            };
-            let c: f64 = mag
-                .iter()
-                .zip(&self.freqs)
-                .map(|(&m, &f)| f64::from(m) * f64::from(f))
-                .sum::<f64>()
-                / scale;
-            centroid += c;
-            let spread: f64 = mag
-                .iter()
-                .zip(&self.freqs)
-                .map(|(&m, &f)| f64::from(m) / scale * (f64::from(f) - c).powi(2))
-                .sum();
-            bandwidth += spread.sqrt();
-            let mut acc = 0.0f32;
-            for (cs, &m) in self.cumsum.iter_mut().zip(mag) {
-                acc += m;
-                *cs = acc;
-            }
-            let threshold = ROLL_PERCENT * acc;
-            let k = self
-                .cumsum
-                .iter()
-                .position(|&cs| cs >= threshold)
-                .unwrap_or(0);
-            rolloff += f64::from(self.freqs[k]);
-
-            // Mel power in dB (clipped below later, against the global max).
-            let row = &mut self.mel_db[t * N_MELS..(t + 1) * N_MELS];
-            for (db, filter) in row.iter_mut().zip(&self.mel) {
-                *db = 10.0 * filter.apply(power).max(1e-10).log10();
-                db_max = db_max.max(*db);
-            }
+            db_max = r[MEL_DB..].iter().fold(db_max, |m, &d| m.max(d));
         }
         let floor = db_max - TOP_DB;
-        for db in &mut self.mel_db[..frames * N_MELS] {
-            *db = db.max(floor);
-        }
-        let mut mfcc = [0.0f64; N_MFCC];
-        for t in 0..frames {
-            let row = &self.mel_db[t * N_MELS..(t + 1) * N_MELS];
-            for (m, basis) in mfcc.iter_mut().zip(&self.dct) {
-                *m += f64::from(
-                    basis
-                        .iter()
-                        .zip(row)
-                        .map(|(b, &d)| b * d.max(floor))
-                        .sum::<f32>(),
-                );
+        self.band_sums.fill(0.0);
+        for r in records.chunks_exact(RECORD) {
+            for (s, &d) in self.band_sums.iter_mut().zip(&r[MEL_DB..]) {
+                *s += f64::from(d.max(floor));
             }
         }
-        let n = frames as f64;
-        out[0] = (chroma / (n * N_CHROMA as f64)) as f32;
-        out[1] = (rms / n) as f32;
-        out[2] = (centroid / n) as f32;
-        out[3] = (bandwidth / n) as f32;
-        out[4] = (rolloff / n) as f32;
-        out[5] = (zcr / n) as f32;
-        for (o, m) in out[6..].iter_mut().zip(mfcc) {
+        let n = frames.max(1) as f64;
+        out[0] = (sums[CHROMA] / (n * N_CHROMA as f64)) as f32;
+        for k in [RMS, CENTROID, BANDWIDTH, ROLLOFF, ZCR] {
+            out[k] = (sums[k] / n) as f32;
+        }
+        for (o, basis) in out[MEL_DB..].iter_mut().zip(&self.dct) {
+            let m: f64 = basis
+                .iter()
+                .zip(&self.band_sums)
+                .map(|(&b, &s)| f64::from(b) * s)
+                .sum();
             *o = (m / n) as f32;
         }
     }
