@@ -3,14 +3,16 @@
 # Debian SoundFonts (TimGM6mb renders no viola: its viola is its violin), computes features with tutti itself, trains, exports
 # models/tutti.onnx + models/tutti.json + models/README.md, and refreshes the
 # model parity fixture. Settings come from the environment:
-#   CLIPS (per SoundFont, default 1500)  CLIP_SECONDS (10)  TREES (100)
+#   CLIPS (per SoundFont, default 1500)  CLIP_SECONDS (10)  TREES (60)
+#   MIN_SAMPLES_SPLIT (30)
 #   WORK (scratch dir, default work/)   OUT (model stem, default models/tutti)
 #   DATASET (use an existing MusicNet-layout directory instead of rendering)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CLIPS=${CLIPS:-1500}
 CLIP_SECONDS=${CLIP_SECONDS:-10}
-TREES=${TREES:-100}
+TREES=${TREES:-60}
+MIN_SAMPLES_SPLIT=${MIN_SAMPLES_SPLIT:-30}
 WORK=${WORK:-work}
 OUT=${OUT:-models/tutti}
 PARITY=${PARITY:-tests/fixtures/model_parity.json}
@@ -49,4 +51,4 @@ step "Computing features of $DATASET"
 
 step "Training"
 .venv/bin/python models/train/train.py "$WORK/features.npz" --out "$OUT" --parity "$PARITY" \
-  --card "$CARD" --trees "$TREES"
+  --card "$CARD" --trees "$TREES" --min-samples-split "$MIN_SAMPLES_SPLIT"
