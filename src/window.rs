@@ -245,7 +245,9 @@ impl Windower {
         // The part of the frame inside the stream, in frame coordinates.
         let lo = (-begin).clamp(0, self.frame_len as i64) as usize;
         let hi = (self.total as i64 - begin).clamp(lo as i64, self.frame_len as i64) as usize;
-        self.frame.fill(0.0);
+        // Zeros only where the frame hangs past the stream's ends.
+        self.frame[..lo].fill(0.0);
+        self.frame[hi..].fill(0.0);
         if hi > lo {
             let from = (begin + lo as i64) as u64 - self.samples_start;
             let from = from as usize;

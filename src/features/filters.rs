@@ -64,6 +64,7 @@ pub struct SparseFilter {
 }
 
 impl SparseFilter {
+    #[inline]
     pub fn apply(&self, spectrum: &[f32]) -> f32 {
         dot(&self.weights, &spectrum[self.start..])
     }

@@ -42,7 +42,6 @@ pub struct Seed26 {
     mel: Vec<SparseFilter>,
     chroma: Vec<Vec<f32>>,
     dct: Vec<Vec<f32>>,
-    cumsum: Vec<f32>,
     /// Per-band sums of clipped dB over a window.
     band_sums: Vec<f64>,
 }
@@ -78,7 +77,6 @@ impl Seed26 {
             mel: mel_filters(sr, N_FFT, N_MELS),
             chroma: chroma_filters(sr, N_FFT, N_CHROMA, 0.0),
             dct: dct_ortho(N_MFCC, N_MELS),
-            cumsum: vec![0.0; spectrum.n_bins],
             band_sums: vec![0.0; N_MELS],
             spectrum,
         }
@@ -146,16 +144,16 @@ impl FeatureSet for Seed26 {
         record[CENTROID] = c;
         let spread = lane_sum(mag, freqs, |m, f| m * (f - c) * (f - c)) / scale;
         record[BANDWIDTH] = spread.sqrt();
+        // Roll-off: the first bin where the running sum reaches 85 % of
+        // the total.
+        let threshold = ROLL_PERCENT * total;
         let mut acc = 0.0f32;
-        for (cs, &m) in self.cumsum.iter_mut().zip(mag) {
-            acc += m;
-            *cs = acc;
-        }
-        let threshold = ROLL_PERCENT * acc;
-        let k = self
-            .cumsum
+        let k = mag
             .iter()
-            .position(|&cs| cs >= threshold)
+            .position(|&m| {
+                acc += m;
+                acc >= threshold
+            })
             .unwrap_or(0);
         record[ROLLOFF] = self.freqs[k];
 
