@@ -1,5 +1,6 @@
 //! Detections: a window's scores read against the sidecar's per-instrument
-//! thresholds.
+//! thresholds, and, for a live stream, each instrument's ON/OFF state with
+//! hysteresis so that a state does not flicker from window to window.
 
 use crate::model::LabelSpec;
 use serde::Serialize;
@@ -48,6 +49,91 @@ impl Detection {
     }
 }
 
+/// How an instrument's state is held: it turns ON as soon as a window's
+/// score reaches the threshold, and OFF only once no window has scored at
+/// least `threshold - margin` for `hold_seconds`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hysteresis {
+    pub hold_seconds: f64,
+    pub margin: f32,
+}
+
+impl Default for Hysteresis {
+    fn default() -> Self {
+        Hysteresis {
+            hold_seconds: 1.5,
+            margin: 0.05,
+        }
+    }
+}
+
+/// A change of one instrument's state, at the end time of the window that
+/// caused it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateChange {
+    pub instrument: String,
+    pub on: bool,
+    pub at: f64,
+}
+
+/// The ON/OFF state of every instrument of a model, in label order.
+#[derive(Debug, Clone)]
+pub struct InstrumentStates {
+    names: Vec<String>,
+    thresholds: Vec<f32>,
+    hysteresis: Hysteresis,
+    on: Vec<bool>,
+    /// End time of the last window that kept each instrument ON.
+    last_support: Vec<f64>,
+}
+
+impl InstrumentStates {
+    /// Every instrument starts OFF.
+    pub fn new(labels: &[LabelSpec], hysteresis: Hysteresis) -> Self {
+        InstrumentStates {
+            names: labels.iter().map(|l| l.name.clone()).collect(),
+            thresholds: labels.iter().map(|l| l.threshold).collect(),
+            hysteresis,
+            on: vec![false; labels.len()],
+            last_support: vec![f64::NEG_INFINITY; labels.len()],
+        }
+    }
+
+    pub fn is_on(&self, index: usize) -> bool {
+        self.on[index]
+    }
+
+    /// Feeds the scores of the window ending at `end` seconds (windows in
+    /// time order) and appends the state changes it causes to `changes`.
+    pub fn update(&mut self, end: f64, scores: &[f32], changes: &mut Vec<StateChange>) {
+        for (i, &score) in scores.iter().enumerate().take(self.on.len()) {
+            let threshold = self.thresholds[i];
+            if score >= threshold {
+                self.last_support[i] = end;
+                if !self.on[i] {
+                    self.on[i] = true;
+                    changes.push(self.change(i, end));
+                }
+            } else if self.on[i] {
+                if score >= threshold - self.hysteresis.margin {
+                    self.last_support[i] = end;
+                } else if end - self.last_support[i] >= self.hysteresis.hold_seconds {
+                    self.on[i] = false;
+                    changes.push(self.change(i, end));
+                }
+            }
+        }
+    }
+
+    fn change(&self, i: usize, at: f64) -> StateChange {
+        StateChange {
+            instrument: self.names[i].clone(),
+            on: self.on[i],
+            at,
+        }
+    }
+}
+
 /// Scores and times are reported to 4 decimals: finer digits are noise.
 fn round4(x: f32) -> f64 {
     (f64::from(x) * 1e4).round() / 1e4
@@ -57,9 +143,8 @@ fn round4(x: f32) -> f64 {
 mod tests {
     use super::*;
 
-    #[test]
-    fn instruments_at_or_over_their_own_threshold_are_reported() {
-        let labels = vec![
+    fn labels() -> Vec<LabelSpec> {
+        vec![
             LabelSpec {
                 name: "piano".into(),
                 program: 1,
@@ -75,11 +160,54 @@ mod tests {
                 program: 43,
                 threshold: 0.3,
             },
-        ];
+        ]
+    }
+
+    #[test]
+    fn instruments_at_or_over_their_own_threshold_are_reported() {
+        let labels = labels();
         let d = Detection::new("a.wav", 0.0, 2.0, false, &labels, &[0.4, 0.2, 0.9]);
         assert_eq!(d.instruments, vec!["violin", "cello"]);
         let keys: Vec<&String> = d.scores.keys().collect();
         assert_eq!(keys, ["piano", "violin", "cello"]);
         assert_eq!(d.scores["piano"], serde_json::json!(0.4));
+    }
+
+    /// Feeds piano scores at 0.5 s steps; returns (time, on) per change.
+    fn piano_changes(scores: &[f32], hysteresis: Hysteresis) -> Vec<(f64, bool)> {
+        let mut states = InstrumentStates::new(&labels(), hysteresis);
+        let mut changes = vec![];
+        for (k, &p) in scores.iter().enumerate() {
+            states.update(2.0 + 0.5 * k as f64, &[p, 0.0, 0.0], &mut changes);
+        }
+        assert!(changes.iter().all(|c| c.instrument == "piano"));
+        changes.iter().map(|c| (c.at, c.on)).collect()
+    }
+
+    #[test]
+    fn a_flickering_score_keeps_the_state_on() {
+        let h = Hysteresis {
+            hold_seconds: 1.0,
+            margin: 0.05,
+        };
+        // Threshold 0.5: dips of one window, or into the margin, do not
+        // turn piano off; a second of low scores does.
+        let scores = [0.6, 0.1, 0.7, 0.46, 0.47, 0.46, 0.2, 0.2, 0.2, 0.9];
+        assert_eq!(
+            piano_changes(&scores, h),
+            vec![(2.0, true), (5.5, false), (6.5, true)]
+        );
+    }
+
+    #[test]
+    fn without_hold_or_margin_the_state_follows_every_window() {
+        let h = Hysteresis {
+            hold_seconds: 0.0,
+            margin: 0.0,
+        };
+        assert_eq!(
+            piano_changes(&[0.6, 0.49, 0.5], h),
+            vec![(2.0, true), (2.5, false), (3.0, true)]
+        );
     }
 }
