@@ -157,10 +157,9 @@ fn analyze(
         sc.window_seconds,
         hop.unwrap_or(sc.hop_seconds),
     )?;
-    let mut windower = Windower::new(
-        spec,
-        features::feature_set(&sc.feature_set, spec.sample_rate)?,
-    );
+    // Checks the feature set before the first file.
+    features::feature_set(&sc.feature_set, spec.sample_rate)?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let stdout = std::io::stdout();
     let mut printer = Printer::new(
         stdout.lock(),
@@ -195,14 +194,20 @@ fn analyze(
             infos.clear();
             Ok(())
         };
-        let result = pipeline::for_each_window(file, &mut windower, |info, feats| -> Result<()> {
-            batch.extend_from_slice(feats);
-            infos.push((spec.seconds(info.start_sample), info.padded));
-            if infos.len() == BATCH {
-                flush(&mut batch, &mut infos)?;
-            }
-            Ok(())
-        })
+        let result = pipeline::for_each_window_parallel(
+            file,
+            spec,
+            &sc.feature_set,
+            threads,
+            |info, feats| -> Result<()> {
+                batch.extend_from_slice(feats);
+                infos.push((spec.seconds(info.start_sample), info.padded));
+                if infos.len() == BATCH {
+                    flush(&mut batch, &mut infos)?;
+                }
+                Ok(())
+            },
+        )
         .and_then(|_| flush(&mut batch, &mut infos));
         if let Err(e) = result {
             if is_broken_pipe(&e) {

@@ -93,6 +93,106 @@ pub fn for_each_window<E: From<AudioError> + Send>(
     Ok(count)
 }
 
+/// Files with fewer windows than this are not worth splitting.
+const MIN_WINDOWS_TO_SPLIT: u64 = 256;
+
+/// Like [`for_each_window`], with the file cut into `threads` parts that
+/// are decoded and analysed at once, each on its own thread, from a little
+/// before its first window. `f` still sees every window in order, with the
+/// very same features: each part's resampler and frames are warmed up on
+/// the samples before its first window (`tests/parallel.rs` compares).
+/// Short files, and `threads` of 1, take the streaming path.
+pub fn for_each_window_parallel<E>(
+    path: &Path,
+    spec: WindowSpec,
+    set: &str,
+    threads: usize,
+    mut f: impl FnMut(WindowInfo, &[f32]) -> Result<(), E>,
+) -> Result<u64, E>
+where
+    E: From<AudioError> + From<FeatureError> + Send,
+{
+    let make = || -> Result<Windower, FeatureError> {
+        Ok(Windower::new(
+            spec,
+            features::feature_set(set, spec.sample_rate)?,
+        ))
+    };
+    let (rate, frames) = {
+        let stream = MonoStream::open(path, spec.sample_rate)?;
+        (stream.source_format().0, stream.source_frames())
+    };
+    let samples = (frames * u64::from(spec.sample_rate) + u64::from(rate) / 2) / u64::from(rate);
+    let windows = match samples.checked_sub(spec.length as u64) {
+        Some(rest) => rest / spec.hop as u64 + 1,
+        None => 1,
+    };
+    let parts = threads as u64;
+    if parts <= 1 || windows < MIN_WINDOWS_TO_SPLIT {
+        return for_each_window(path, &mut make()?, f);
+    }
+    /// A part's windows up to its end, or up to the error that stopped it.
+    type Part<E> = (Vec<WindowInfo>, Vec<f32>, Result<(), E>);
+    let results: Vec<Part<E>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..parts)
+            .map(|k| {
+                let first = windows * k / parts;
+                let end = if k + 1 == parts {
+                    u64::MAX
+                } else {
+                    windows * (k + 1) / parts
+                };
+                scope.spawn(move || -> Part<E> {
+                    let (mut infos, mut feats) = (vec![], vec![]);
+                    let mut keep = |info: WindowInfo, x: &[f32]| -> Result<(), E> {
+                        infos.push(info);
+                        feats.extend_from_slice(x);
+                        Ok(())
+                    };
+                    let result = (|| -> Result<(), E> {
+                        let mut windower = make()?;
+                        let (mut stream, position) = MonoStream::open_at(
+                            path,
+                            spec.sample_rate,
+                            windower.first_sample_needed(first),
+                        )?;
+                        windower.reset_at(position, first..end);
+                        let mut block = Vec::with_capacity(1 << 15);
+                        loop {
+                            block.clear();
+                            let more = stream.read_into(&mut block)?;
+                            windower.push(&block, &mut keep)?;
+                            if windower.done() {
+                                return Ok(());
+                            }
+                            if !more {
+                                return windower.finish(&mut keep);
+                            }
+                        }
+                    })();
+                    (infos, feats, result)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a part's worker panicked"))
+            .collect()
+    });
+    let mut count = 0;
+    // Windows in order up to the first error, as a front-to-back read
+    // would give them.
+    for (infos, feats, result) in results {
+        let width = feats.len() / infos.len().max(1);
+        for (info, x) in infos.into_iter().zip(feats.chunks_exact(width.max(1))) {
+            f(info, x)?;
+            count += 1;
+        }
+        result?;
+    }
+    Ok(count)
+}
+
 /// Features and multi-hot labels of every window of a dataset.
 #[derive(Debug, Default)]
 pub struct FeatureTable {

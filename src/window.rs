@@ -93,6 +93,8 @@ pub struct Windower {
     next_index: u64,
     /// True once `finish` padded a short stream with zeros.
     padded: bool,
+    /// Index of the first window not to emit (for streams read in parts).
+    stop_before: u64,
     frame: Vec<f32>,
     features: Vec<f32>,
 }
@@ -116,6 +118,7 @@ impl Windower {
             records_start: 0,
             next_index: 0,
             padded: false,
+            stop_before: u64::MAX,
             frame: vec![0.0; frame_len],
             features: vec![0.0; set.len()],
             set,
@@ -132,10 +135,35 @@ impl Windower {
 
     /// Forgets the stream, ready for a new one.
     pub fn reset(&mut self) {
+        self.reset_at(0, 0..u64::MAX);
+    }
+
+    /// Readies the windower for one part of a stream: the samples pushed
+    /// next start at stream position `position`, and only windows with an
+    /// index in `windows` are emitted, exactly as a windower fed the whole
+    /// stream would emit them. `position` must be 0 or no later than
+    /// [`Windower::first_sample_needed`] of the first window.
+    pub fn reset_at(&mut self, position: u64, windows: std::ops::Range<u64>) {
         self.samples.clear();
         self.records.clear();
-        (self.samples_start, self.total, self.next_frame) = (0, 0, 0);
-        (self.records_start, self.next_index, self.padded) = (0, 0, false);
+        self.samples_start = position;
+        self.total = position;
+        self.next_index = windows.start;
+        self.stop_before = windows.end;
+        self.next_frame = self.first_frame(windows.start);
+        self.records_start = self.next_frame;
+        self.padded = false;
+    }
+
+    /// The first stream sample that window `index`'s frames read.
+    pub fn first_sample_needed(&self, index: u64) -> u64 {
+        (self.first_frame(index) * self.frame_hop as u64)
+            .saturating_sub((self.frame_len / 2) as u64)
+    }
+
+    /// True once every window of the range given to `reset_at` is out.
+    pub fn done(&self) -> bool {
+        self.next_index >= self.stop_before
     }
 
     /// Samples held for frames still to come (for callers that bound memory).
@@ -151,6 +179,9 @@ impl Windower {
         f: &mut impl FnMut(WindowInfo, &[f32]) -> Result<(), E>,
     ) -> Result<(), E> {
         for chunk in samples.chunks(CHUNK) {
+            if self.done() {
+                break;
+            }
             self.drop_consumed_samples();
             self.samples.extend_from_slice(chunk);
             self.total += chunk.len() as u64;
@@ -197,6 +228,9 @@ impl Windower {
     ) -> Result<(), E> {
         let fpw = self.frames_per_window as u64;
         loop {
+            if self.done() {
+                return Ok(());
+            }
             let first = self.first_frame(self.next_index);
             if self.next_frame >= first + fpw && self.window_in_stream(self.next_index) {
                 self.emit(first, f)?;

@@ -76,6 +76,36 @@ impl MonoStream {
         })
     }
 
+    /// Opens `path` to read from stream position `start` (in samples at
+    /// `target_rate`) or a little before it; returns the stream and the
+    /// position of its first sample. What it yields from there is exactly
+    /// what [`MonoStream::open`] yields at the same positions.
+    pub fn open_at(path: &Path, target_rate: u32, start: u64) -> Result<(Self, u64), AudioError> {
+        let mut stream = Self::open(path, target_rate)?;
+        let position = match &mut stream.resampler {
+            None => {
+                stream.reader.seek_to_frame(start)?;
+                start
+            }
+            Some(r) => {
+                let (cin, cout) = r.chunk_sizes();
+                let chunk = (start + r.delay() as u64) / cout as u64;
+                if chunk == 0 {
+                    0
+                } else {
+                    stream.reader.seek_to_frame((chunk - 1) * cin as u64)?;
+                    r.start_mid_stream(chunk)
+                }
+            }
+        };
+        Ok((stream, position))
+    }
+
+    /// Frames in the source file, as its header announces.
+    pub fn source_frames(&self) -> u64 {
+        self.reader.frames_total()
+    }
+
     /// The source file's own rate and channel count.
     pub fn source_format(&self) -> (u32, u16) {
         (self.reader.sample_rate(), self.reader.channels())

@@ -55,6 +55,32 @@ impl Resampler {
     }
 
     /// Number of output samples that `in_total` input samples correspond to.
+    /// Input frames per FFT chunk, and output frames each chunk gives.
+    pub fn chunk_sizes(&self) -> (usize, usize) {
+        (
+            self.inner.input_frames_max(),
+            self.inner.output_frames_max(),
+        )
+    }
+
+    /// The resampler's own delay, in output frames (trimmed from the start).
+    pub fn delay(&self) -> usize {
+        self.inner.output_delay()
+    }
+
+    /// Prepares a fresh resampler to be fed from input chunk `chunk - 1` of
+    /// a stream (`chunk >= 1`). That first chunk only warms the filter up:
+    /// its output is dropped, and from chunk `chunk` on the output equals,
+    /// sample for sample, what a resampler fed from the start gives there.
+    /// Returns the stream position of the first sample it will emit.
+    pub fn start_mid_stream(&mut self, chunk: u64) -> u64 {
+        let (cin, cout) = self.chunk_sizes();
+        self.in_total = (chunk - 1) * cin as u64;
+        self.to_skip = cout;
+        self.out_total = chunk * cout as u64 - self.delay() as u64;
+        self.out_total
+    }
+
     fn expected_out(&self) -> u64 {
         (self.in_total * u64::from(self.to) + u64::from(self.from) / 2) / u64::from(self.from)
     }

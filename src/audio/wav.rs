@@ -45,6 +45,8 @@ pub struct WavReader {
     sample_rate: u32,
     frames_read: u64,
     frames_total: u64,
+    /// Byte offset of the first sample in the file.
+    data_start: u64,
     bytes: Vec<u8>,
 }
 
@@ -123,10 +125,16 @@ impl WavReader {
             _ => 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32,
         };
         let frames_total = u64::from(reader.duration());
+        // hound stops at the first sample of the data chunk.
+        let mut data = reader.into_inner();
+        let data_start = data.stream_position().map_err(|source| AudioError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Ok(WavReader {
             path: path.to_path_buf(),
-            // hound stops at the first sample of the data chunk.
-            data: reader.into_inner(),
+            data,
+            data_start,
             encoding,
             scale,
             channels: spec.channels,
@@ -148,6 +156,17 @@ impl WavReader {
     /// Number of frames the header announces.
     pub fn frames_total(&self) -> u64 {
         self.frames_total
+    }
+
+    /// Continues reading at frame `frame` (for reading a file in parts).
+    pub fn seek_to_frame(&mut self, frame: u64) -> Result<(), AudioError> {
+        let frame = frame.min(self.frames_total);
+        let bytes = frame * u64::from(self.channels) * self.encoding.bytes() as u64;
+        self.data
+            .seek(SeekFrom::Start(self.data_start + bytes))
+            .map_err(|e| self.truncated(e.to_string()))?;
+        self.frames_read = frame;
+        Ok(())
     }
 
     /// Appends up to `max_frames` mono frames to `out`; returns how many
