@@ -3,9 +3,11 @@
 //! Data flows one way, one module per stage:
 //! [`audio`] (decode, downmix, resample) → [`window`] (sliding windows) →
 //! [`features`] (named feature sets) → [`model`] (ONNX run by tract) →
-//! [`detect`] (thresholds, labels) → [`output`] (table or JSON lines).
+//! [`detect`] (thresholds, labels, ON/OFF states) → [`output`] (table or
+//! JSON lines). [`config`] holds the live daemon's settings.
 
 pub mod audio;
+pub mod config;
 pub mod dataset;
 pub mod detect;
 pub mod features;

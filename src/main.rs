@@ -6,6 +6,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use tutti::config;
 use tutti::detect::Detection;
 use tutti::features;
 use tutti::model::Model;
@@ -59,6 +60,13 @@ enum Command {
         #[arg(long)]
         threads: Option<usize>,
     },
+    /// Check the live daemon's configuration (the file, then TUTTI_*
+    /// environment variables) and print the settings they make.
+    Config {
+        /// Configuration file (default: /etc/tutti/tutti.toml, if present).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -87,6 +95,7 @@ fn main() -> ExitCode {
             min_sounding,
             threads,
         ),
+        Command::Config { config } => config_cmd(config.as_deref()),
     };
     match result {
         Ok(code) => code,
@@ -226,6 +235,20 @@ fn analyze(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn config_cmd(path: Option<&Path>) -> Result<ExitCode> {
+    let mut layers = config::Layers::default();
+    match path {
+        Some(p) => layers.file(p, true)?,
+        None => layers.file(Path::new(config::DEFAULT_PATH), false)?,
+    };
+    layers.env(std::env::vars())?;
+    let state = std::env::var("STATE_DIRECTORY").ok();
+    let settings = layers.check(&config::hostname(), state.as_deref())?;
+    // Debug output masks the password.
+    println!("{settings:#?}");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn features_cmd(
