@@ -2,7 +2,7 @@
 //! `tutti analyze` and dataset extraction go through [`for_each_window`], so
 //! a model is always served the features it was trained on.
 
-use crate::audio::{AudioError, MonoStream};
+use crate::audio::{AudioError, MonoStream, WavReader};
 use crate::dataset::{self, DatasetError, Recording};
 use crate::features::{self, FeatureError};
 use crate::instruments::INSTRUMENTS;
@@ -118,9 +118,10 @@ where
             features::feature_set(set, spec.sample_rate)?,
         ))
     };
+    // The header alone says how long the file is.
     let (rate, frames) = {
-        let stream = MonoStream::open(path, spec.sample_rate)?;
-        (stream.source_format().0, stream.source_frames())
+        let wav = WavReader::open(path)?;
+        (wav.sample_rate(), wav.frames_total())
     };
     let samples = (frames * u64::from(spec.sample_rate) + u64::from(rate) / 2) / u64::from(rate);
     let windows = match samples.checked_sub(spec.length as u64) {

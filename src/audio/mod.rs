@@ -101,11 +101,6 @@ impl MonoStream {
         Ok((stream, position))
     }
 
-    /// Frames in the source file, as its header announces.
-    pub fn source_frames(&self) -> u64 {
-        self.reader.frames_total()
-    }
-
     /// The source file's own rate and channel count.
     pub fn source_format(&self) -> (u32, u16) {
         (self.reader.sample_rate(), self.reader.channels())
