@@ -30,16 +30,8 @@ impl Resampler {
         let mut units = chunk.div_ceil(unit).max(2);
         units += units % 2;
         let chunk = units * unit;
-        // Each chunk is cut into sub-chunks of about 512 input frames: the
-        // filter is as long as one, and shorter FFTs cost less per sample.
-        // A sub-chunk count that divides units / 2 keeps each FFT length
-        // even, and every chunk whole.
-        let sub = (1..=(units / 2).min(chunk / 512).max(1))
-            .rev()
-            .find(|s| (units / 2) % s == 0)
-            .unwrap_or(1);
         let inner =
-            FftFixedIn::<f32>::new(from as usize, to as usize, chunk, sub, 1).map_err(|e| {
+            FftFixedIn::<f32>::new(from as usize, to as usize, chunk, 1, 1).map_err(|e| {
                 AudioError::Resample {
                     path: path.to_path_buf(),
                     from,
