@@ -68,6 +68,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("mqtt", "client_cert", Kind::Text),
     ("mqtt", "client_key", Kind::Text),
     ("mqtt", "discovery_prefix", Kind::Text),
+    ("mqtt", "embedded_port", Kind::Count),
     ("state", "directory", Kind::Text),
     ("state", "outbox_mb", Kind::Count),
 ];
@@ -150,6 +151,9 @@ pub struct MqttSettings {
     pub client_key: Option<PathBuf>,
     /// Home Assistant discovery prefix; `None` turns discovery off.
     pub discovery_prefix: Option<String>,
+    /// The embedded broker's port on 127.0.0.1 (used when `broker` is
+    /// [`Broker::Embedded`]).
+    pub embedded_port: u16,
 }
 
 /// The checked configuration.
@@ -420,6 +424,16 @@ impl Layers {
             (None, None) => None,
         };
         let path = |key| self.text("mqtt", key).map(PathBuf::from);
+        let embedded_port = match self.count("mqtt", "embedded_port").unwrap_or(1883) {
+            p @ 1..=65535 => p as u16,
+            p => {
+                return Err(ConfigError::Invalid {
+                    key: "mqtt.embedded_port",
+                    value: p.to_string(),
+                    reason: "must be a port number from 1 to 65535".into(),
+                })
+            }
+        };
         let mqtt = MqttSettings {
             broker: parse_broker(self.text("mqtt", "broker"))?,
             device_id,
@@ -439,6 +453,7 @@ impl Layers {
                 Some(Value::String(s)) => Some(s.clone()),
                 _ => Some("homeassistant".into()),
             },
+            embedded_port,
         };
         if mqtt.client_cert.is_some() != mqtt.client_key.is_some() {
             return Err(ConfigError::Invalid {

@@ -60,6 +60,11 @@ enum Command {
         #[arg(long)]
         threads: Option<usize>,
     },
+    /// Listen: capture audio (or play a WAV file in real time) and publish
+    /// the instruments playing to MQTT, every hop.
+    Listen(ListenArgs),
+    /// List the audio capture devices, with their formats.
+    Devices,
     /// Check the live daemon's configuration (the file, then TUTTI_*
     /// environment variables) and print the settings they make.
     Config {
@@ -67,6 +72,49 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+}
+
+#[derive(clap::Args)]
+struct ListenArgs {
+    /// Configuration file (default: /etc/tutti/tutti.toml, if present).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Capture device (name, id or index from `tutti devices`, or
+    /// "default"), or a WAV file to play through the pipeline.
+    #[arg(long)]
+    input: Option<String>,
+    /// "mix" or a channel number from 1.
+    #[arg(long)]
+    channel: Option<String>,
+    /// Model sidecar (.json).
+    #[arg(long)]
+    model: Option<String>,
+    /// Seconds between windows.
+    #[arg(long)]
+    hop: Option<String>,
+    /// Broker URL, mqtt://host[:port] or mqtts://host[:port] (default: the
+    /// embedded broker on 127.0.0.1).
+    #[arg(long)]
+    broker: Option<String>,
+    /// Port of the embedded broker.
+    #[arg(long)]
+    embedded_port: Option<String>,
+    #[arg(long)]
+    device_id: Option<String>,
+    #[arg(long)]
+    topic_prefix: Option<String>,
+    /// Where the outbox lives.
+    #[arg(long)]
+    state_dir: Option<String>,
+    /// With a WAV input: play it this many times faster than real time.
+    #[arg(long, default_value_t = 1.0)]
+    speed: f64,
+    /// With a WAV input: start again at its end, forever.
+    #[arg(long = "loop")]
+    looped: bool,
+    /// Also print every detection's JSON on standard output.
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> ExitCode {
@@ -96,6 +144,8 @@ fn main() -> ExitCode {
             threads,
         ),
         Command::Config { config } => config_cmd(config.as_deref()),
+        Command::Listen(args) => listen(args),
+        Command::Devices => devices_cmd(),
     };
     match result {
         Ok(code) => code,
@@ -235,6 +285,72 @@ fn analyze(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn listen(a: ListenArgs) -> Result<ExitCode> {
+    tutti::service::init_logging();
+    let mut layers = config::Layers::default();
+    match &a.config {
+        Some(p) => layers.file(p, true)?,
+        None => layers.file(Path::new(config::DEFAULT_PATH), false)?,
+    };
+    layers.env(std::env::vars())?;
+    let flags = [
+        ("--input", "input", "device", &a.input),
+        ("--channel", "input", "channel", &a.channel),
+        ("--model", "analysis", "model", &a.model),
+        ("--hop", "analysis", "hop", &a.hop),
+        ("--broker", "mqtt", "broker", &a.broker),
+        ("--embedded-port", "mqtt", "embedded_port", &a.embedded_port),
+        ("--device-id", "mqtt", "device_id", &a.device_id),
+        ("--topic-prefix", "mqtt", "topic_prefix", &a.topic_prefix),
+        ("--state-dir", "state", "directory", &a.state_dir),
+    ];
+    for (flag, section, key, value) in flags {
+        if let Some(v) = value {
+            layers.flag(flag, section, key, v)?;
+        }
+    }
+    let state = std::env::var("STATE_DIRECTORY").ok();
+    let settings = layers.check(&config::hostname(), state.as_deref())?;
+    if !(a.speed.is_finite() && a.speed > 0.0) {
+        bail!("--speed {}: must be a positive number", a.speed);
+    }
+    let model = load_model(settings.model.clone())?;
+    tutti::daemon::run(
+        settings,
+        model,
+        tutti::daemon::RunOptions {
+            speed: a.speed,
+            looped: a.looped,
+            print: a.json,
+        },
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn devices_cmd() -> Result<ExitCode> {
+    let devices = tutti::capture::device::list()?;
+    if devices.is_empty() {
+        println!("No audio capture devices found. `tutti listen --input FILE.wav` analyses a recording instead.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    for d in devices {
+        println!(
+            "{:>3}  {}{}\n     id: {}",
+            d.index,
+            d.name,
+            if d.is_default { "  (default)" } else { "" },
+            d.id
+        );
+        if let Some(c) = d.default_config {
+            println!("     default: {c}");
+        }
+        for c in d.configs {
+            println!("     supports: {c}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn config_cmd(path: Option<&Path>) -> Result<ExitCode> {

@@ -178,7 +178,29 @@ impl WavReader {
         out: &mut Vec<f32>,
         max_frames: usize,
     ) -> Result<usize, AudioError> {
+        self.read_block(out, max_frames, false)
+    }
+
+    /// Like [`WavReader::read_mono`], but appends every channel's sample,
+    /// frame by frame (interleaved), as a capture device delivers them.
+    pub fn read_interleaved(
+        &mut self,
+        out: &mut Vec<f32>,
+        max_frames: usize,
+    ) -> Result<usize, AudioError> {
+        self.read_block(out, max_frames, true)
+    }
+
+    fn read_block(
+        &mut self,
+        out: &mut Vec<f32>,
+        max_frames: usize,
+        interleaved: bool,
+    ) -> Result<usize, AudioError> {
         let channels = usize::from(self.channels);
+        // Decoding every sample on its own is what mono decoding does.
+        let out_channels = if interleaved { 1 } else { channels };
+        let per_frame = if interleaved { channels } else { 1 };
         let sample_bytes = self.encoding.bytes();
         let frame_bytes = channels * sample_bytes;
         let left = self.frames_total - self.frames_read;
@@ -198,30 +220,34 @@ impl WavReader {
         let scale = self.scale;
         let bytes = &self.bytes[..frames * frame_bytes];
         match self.encoding {
-            Encoding::U8 => mix(bytes, channels, out, |[b]: [u8; 1]| {
+            Encoding::U8 => mix(bytes, out_channels, out, |[b]: [u8; 1]| {
                 (f32::from(b) - 128.0) * scale
             }),
-            Encoding::I16 => mix(bytes, channels, out, |b: [u8; 2]| {
+            Encoding::I16 => mix(bytes, out_channels, out, |b: [u8; 2]| {
                 f32::from(i16::from_le_bytes(b)) * scale
             }),
-            Encoding::I24 => mix(bytes, channels, out, |[a, b, c]: [u8; 3]| {
+            Encoding::I24 => mix(bytes, out_channels, out, |[a, b, c]: [u8; 3]| {
                 (i32::from_le_bytes([0, a, b, c]) >> 8) as f32 * scale
             }),
-            Encoding::I24In32 => mix(bytes, channels, out, |[a, b, c, _]: [u8; 4]| {
+            Encoding::I24In32 => mix(bytes, out_channels, out, |[a, b, c, _]: [u8; 4]| {
                 (i32::from_le_bytes([0, a, b, c]) >> 8) as f32 * scale
             }),
-            Encoding::I32 => mix(bytes, channels, out, |b: [u8; 4]| {
+            Encoding::I32 => mix(bytes, out_channels, out, |b: [u8; 4]| {
                 i32::from_le_bytes(b) as f32 * scale
             }),
             Encoding::F32 => {
-                mix(bytes, channels, out, f32::from_le_bytes);
+                mix(bytes, out_channels, out, f32::from_le_bytes);
                 // A NaN or infinity in any channel makes the average one.
-                if let Some(i) = out[first..].iter().position(|v| !v.is_finite()) {
+                if let Some(i) = out[first..]
+                    .iter()
+                    .position(|v| !v.is_finite())
+                    .map(|i| i / per_frame)
+                {
                     let value = bytes[i * frame_bytes..(i + 1) * frame_bytes]
                         .chunks_exact(4)
                         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                         .find(|v| !v.is_finite())
-                        .unwrap_or(out[first + i]);
+                        .unwrap_or(f32::NAN);
                     return Err(AudioError::NonFinite {
                         path: self.path.clone(),
                         frame: self.frames_read + i as u64,

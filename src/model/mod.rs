@@ -68,6 +68,8 @@ type Plan = std::sync::Arc<TypedSimplePlan>;
 
 pub struct Model {
     pub sidecar: Sidecar,
+    /// Hex sha256 of the sidecar file: names this exact model in payloads.
+    pub sidecar_sha256: String,
     pub onnx_path: PathBuf,
     plan: Plan,
     n_features: usize,
@@ -204,6 +206,13 @@ impl Model {
             path.with_extension("json")
         };
         let sidecar = Sidecar::load(&sidecar_path)?;
+        let sidecar_sha256 =
+            sha256_hex(
+                &std::fs::read(&sidecar_path).map_err(|source| ModelError::Read {
+                    path: sidecar_path.clone(),
+                    source,
+                })?,
+            );
         let onnx_path = sidecar_path
             .parent()
             .unwrap_or(Path::new("."))
@@ -291,6 +300,7 @@ impl Model {
             .map_err(onnx_err)?;
         Ok(Model {
             sidecar,
+            sidecar_sha256,
             onnx_path,
             plan,
             n_features,

@@ -1,0 +1,380 @@
+//! The live analysis worker: it reads each capture segment's ring, takes
+//! the configured channel (or the mix), resamples to the model's rate, and
+//! runs the same windower, features and model as `tutti analyze`. Every
+//! window becomes a [`Record`] for the sinks, with its wall-clock times and
+//! the ON/OFF changes it caused.
+
+use crate::audio::{AudioError, Resampler};
+use crate::capture::{CaptureError, Format, Segment, SourceEvent, Stop};
+use crate::config::Channel;
+use crate::detect::{Hysteresis, InstrumentStates, StateChange};
+use crate::features;
+use crate::model::Model;
+use crate::window::{WindowInfo, WindowSpec, Windower};
+use ringbuf::traits::{Consumer, Observer};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Most frames taken from the ring at a time.
+const CHUNK_FRAMES: usize = 4096;
+/// Input frames per resampler FFT: the same as `tutti analyze` uses, so a
+/// file gives the same features through either path.
+const RESAMPLER_CHUNK: usize = 8192;
+/// How long the worker sleeps when the ring is empty.
+const IDLE: Duration = Duration::from_millis(2);
+
+/// One analysed window, ready for the sinks.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// Window number since the daemon started.
+    pub seq: u64,
+    pub start: SystemTime,
+    pub end: SystemTime,
+    /// Scores in the model's label order.
+    pub scores: Vec<f32>,
+    /// Instruments ON after this window, in label order.
+    pub on: Vec<bool>,
+    /// Changes this window caused.
+    pub changes: Vec<StateChange>,
+    /// From the arrival of the window's last sample to this record.
+    pub latency: Duration,
+}
+
+/// What the worker hands the sinks.
+#[derive(Debug)]
+pub enum Output {
+    Window(Record),
+    /// The source ended (a file that does not loop); no more windows.
+    Ended,
+    /// Capture or analysis failed for good.
+    Failed(String),
+}
+
+/// Progress counters, read by the watchdog and the shutdown report.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub frames: AtomicU64,
+    pub windows: AtomicU64,
+    pub overruns: AtomicU64,
+}
+
+/// One segment's conversion from interleaved device frames to windows:
+/// channel choice or downmix, resampling, windowing and features. Buffers
+/// are made in `new`; `process` allocates nothing.
+pub struct Analyzer {
+    channels: usize,
+    channel: Channel,
+    mono: Vec<f32>,
+    resampled: Vec<f32>,
+    resampler: Option<Resampler>,
+    windower: Windower,
+}
+
+impl Analyzer {
+    pub fn new(
+        format: Format,
+        channel: Channel,
+        spec: WindowSpec,
+        feature_set: &str,
+        source: &str,
+    ) -> Result<Self, CaptureError> {
+        if let Channel::Only(n) = channel {
+            if n == 0 || n > format.channels {
+                return Err(CaptureError::Channel {
+                    device: source.to_string(),
+                    channel: n,
+                    channels: format.channels,
+                });
+            }
+        }
+        let set = features::feature_set(feature_set, spec.sample_rate).map_err(|e| {
+            CaptureError::Device {
+                device: source.to_string(),
+                reason: e.to_string(),
+            }
+        })?;
+        let resampler = if format.sample_rate == spec.sample_rate {
+            None
+        } else {
+            Some(Resampler::new(
+                Path::new(source),
+                format.sample_rate,
+                spec.sample_rate,
+                RESAMPLER_CHUNK,
+            )?)
+        };
+        let out_max = resampler.as_ref().map_or(CHUNK_FRAMES, |r| {
+            let (cin, cout) = r.chunk_sizes();
+            (CHUNK_FRAMES / cin + 2) * cout
+        });
+        Ok(Analyzer {
+            channels: usize::from(format.channels.max(1)),
+            channel,
+            mono: Vec::with_capacity(CHUNK_FRAMES),
+            resampled: Vec::with_capacity(out_max),
+            resampler,
+            windower: Windower::new(spec, set),
+        })
+    }
+
+    /// Analyses interleaved frames (at most [`CHUNK_FRAMES`] of them) and
+    /// calls `f` for each window they complete.
+    pub fn process(
+        &mut self,
+        interleaved: &[f32],
+        f: &mut impl FnMut(WindowInfo, &[f32]),
+    ) -> Result<(), AudioError> {
+        self.mono.clear();
+        let ch = self.channels;
+        match self.channel {
+            Channel::Only(n) => {
+                let i = usize::from(n) - 1;
+                self.mono
+                    .extend(interleaved.chunks_exact(ch).map(|frame| frame[i]));
+            }
+            Channel::Mix if ch == 1 => self.mono.extend_from_slice(interleaved),
+            Channel::Mix => {
+                let inv = 1.0 / ch as f32;
+                self.mono.extend(
+                    interleaved
+                        .chunks_exact(ch)
+                        .map(|frame| frame.iter().sum::<f32>() * inv),
+                );
+            }
+        }
+        let samples = match &mut self.resampler {
+            None => &self.mono,
+            Some(r) => {
+                self.resampled.clear();
+                r.process(&self.mono, false, &mut self.resampled)?;
+                &self.resampled
+            }
+        };
+        let mut g = |info: WindowInfo, feats: &[f32]| -> Result<(), std::convert::Infallible> {
+            f(info, feats);
+            Ok(())
+        };
+        let Ok(()) = self.windower.push(samples, &mut g);
+        Ok(())
+    }
+
+    /// Ends the segment's stream (a file that played to its end): the
+    /// resampler's tail and the last windows, zero-padded, as `tutti
+    /// analyze` ends a file.
+    pub fn finish(&mut self, f: &mut impl FnMut(WindowInfo, &[f32])) -> Result<(), AudioError> {
+        let mut g = |info: WindowInfo, feats: &[f32]| -> Result<(), std::convert::Infallible> {
+            f(info, feats);
+            Ok(())
+        };
+        if let Some(r) = &mut self.resampler {
+            self.resampled.clear();
+            r.process(&[], true, &mut self.resampled)?;
+            let Ok(()) = self.windower.push(&self.resampled, &mut g);
+        }
+        let Ok(()) = self.windower.finish(&mut g);
+        Ok(())
+    }
+
+    pub fn spec(&self) -> WindowSpec {
+        self.windower.spec()
+    }
+}
+
+pub struct Worker {
+    pub model: Arc<Model>,
+    pub spec: WindowSpec,
+    pub channel: Channel,
+    pub hysteresis: Hysteresis,
+}
+
+impl Worker {
+    /// Runs until the source ends, fails, or `stop` is requested; every
+    /// window goes to `out`.
+    pub fn run(
+        self,
+        sources: Receiver<SourceEvent>,
+        out: tokio::sync::mpsc::UnboundedSender<Output>,
+        progress: Arc<Progress>,
+        stop: Stop,
+    ) {
+        let result = self.run_inner(&sources, &out, &progress, &stop);
+        let _ = out.send(match result {
+            Ok(()) => Output::Ended,
+            Err(e) => Output::Failed(e.to_string()),
+        });
+    }
+
+    fn run_inner(
+        &self,
+        sources: &Receiver<SourceEvent>,
+        out: &tokio::sync::mpsc::UnboundedSender<Output>,
+        progress: &Progress,
+        stop: &Stop,
+    ) -> Result<(), CaptureError> {
+        let sc = &self.model.sidecar;
+        let mut emit = Emitter {
+            model: &self.model,
+            states: InstrumentStates::new(&sc.labels, self.hysteresis),
+            scores: Vec::with_capacity(sc.labels.len()),
+            seq: 0,
+            clock_offset: 0.0,
+            last_end: 0.0,
+            out,
+            progress,
+            failed: None,
+        };
+        let mut buf = vec![0f32; 0];
+        let mut ended = false;
+        let mut current: Option<(Segment, Analyzer, u64)> = None;
+        let mut last_overruns = 0u64;
+        while !stop.requested() {
+            match sources.try_recv() {
+                Ok(SourceEvent::Segment(seg)) => {
+                    let analyzer = Analyzer::new(
+                        seg.format,
+                        self.channel,
+                        self.spec,
+                        &sc.feature_set,
+                        &seg.source,
+                    )?;
+                    buf.resize(CHUNK_FRAMES * usize::from(seg.format.channels.max(1)), 0.0);
+                    if current.is_some() {
+                        // A gap between segments counts as a full hold.
+                        emit.clock_offset = emit.last_end + self.hysteresis.hold_seconds;
+                    }
+                    last_overruns = 0;
+                    current = Some((seg, analyzer, 0));
+                }
+                Ok(SourceEvent::End) | Err(TryRecvError::Disconnected) => ended = true,
+                Ok(SourceEvent::Failed(e)) => return Err(e),
+                Err(TryRecvError::Empty) => {}
+            }
+            let Some((seg, analyzer, frames_in)) = &mut current else {
+                if ended {
+                    return Ok(());
+                }
+                std::thread::sleep(IDLE);
+                continue;
+            };
+            let ch = usize::from(seg.format.channels.max(1));
+            let available = seg.consumer.occupied_len() / ch * ch;
+            if available == 0 {
+                if ended {
+                    // The source played to its end: finish its last windows.
+                    let timing = Timing::now(*frames_in, seg);
+                    analyzer.finish(&mut |info, feats| emit.window(info, feats, &timing))?;
+                    return emit.result(&seg.source);
+                }
+                std::thread::sleep(IDLE);
+                continue;
+            }
+            let take = available.min(buf.len());
+            let n = seg.consumer.pop_slice(&mut buf[..take]);
+            *frames_in += (n / ch) as u64;
+            progress
+                .frames
+                .fetch_add((n / ch) as u64, Ordering::Relaxed);
+            let overruns = seg.overruns.load(Ordering::Relaxed);
+            if overruns > last_overruns {
+                progress
+                    .overruns
+                    .fetch_add(overruns - last_overruns, Ordering::Relaxed);
+                log::warn!(
+                    "{}: the analysis fell behind and {} frames of audio were lost.",
+                    seg.source,
+                    overruns - last_overruns
+                );
+                last_overruns = overruns;
+            }
+            let timing = Timing::now(*frames_in, seg);
+            analyzer.process(&buf[..n], &mut |info, feats| {
+                emit.window(info, feats, &timing)
+            })?;
+            emit.result(&seg.source)?;
+        }
+        Ok(())
+    }
+}
+
+/// When a chunk of audio was taken from the ring, to date its windows.
+struct Timing {
+    at: SystemTime,
+    instant: Instant,
+    /// Segment audio time of the chunk's last frame, in seconds.
+    chunk_end: f64,
+    speed: f64,
+}
+
+impl Timing {
+    fn now(frames_in: u64, seg: &Segment) -> Timing {
+        Timing {
+            at: SystemTime::now(),
+            instant: Instant::now(),
+            chunk_end: frames_in as f64 / f64::from(seg.format.sample_rate),
+            speed: seg.speed,
+        }
+    }
+}
+
+/// Turns windows' features into records: scores, states, times.
+struct Emitter<'a> {
+    model: &'a Model,
+    states: InstrumentStates,
+    scores: Vec<f32>,
+    seq: u64,
+    /// Audio time across segments, for the hold time.
+    clock_offset: f64,
+    last_end: f64,
+    out: &'a tokio::sync::mpsc::UnboundedSender<Output>,
+    progress: &'a Progress,
+    failed: Option<String>,
+}
+
+impl Emitter<'_> {
+    fn window(&mut self, info: WindowInfo, feats: &[f32], t: &Timing) {
+        if self.failed.is_some() {
+            return;
+        }
+        if let Err(e) = self.model.predict(feats, &mut self.scores) {
+            self.failed = Some(e.to_string());
+            return;
+        }
+        let sc = &self.model.sidecar;
+        let rate = f64::from(sc.sample_rate);
+        let start_s = info.start_sample as f64 / rate;
+        let end_s = start_s + sc.window_seconds;
+        // When the window's last sample arrived, by wall clock.
+        let behind = Duration::from_secs_f64(((t.chunk_end - end_s) / t.speed).max(0.0));
+        let end = t.at - behind;
+        let start = end - Duration::from_secs_f64(sc.window_seconds / t.speed);
+        let mut changes = vec![];
+        self.last_end = self.clock_offset + end_s;
+        self.states
+            .update(self.last_end, &self.scores, &mut changes);
+        let record = Record {
+            seq: self.seq,
+            start,
+            end,
+            scores: self.scores.clone(),
+            on: (0..sc.labels.len()).map(|i| self.states.is_on(i)).collect(),
+            changes,
+            latency: t.instant.elapsed() + behind,
+        };
+        self.seq += 1;
+        self.progress.windows.fetch_add(1, Ordering::Relaxed);
+        let _ = self.out.send(Output::Window(record));
+    }
+
+    fn result(&mut self, source: &str) -> Result<(), CaptureError> {
+        match self.failed.take() {
+            None => Ok(()),
+            Some(reason) => Err(CaptureError::Device {
+                device: source.to_string(),
+                reason,
+            }),
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Sinks: where detections go. MQTT ([`mqtt`]) through an on-disk outbox
+//! ([`outbox`]), with the payloads and topics frozen in [`payload`], and the
+//! embedded broker ([`broker`]) for machines without one.
+
+pub mod broker;
+pub mod mqtt;
+pub mod outbox;
+pub mod payload;
