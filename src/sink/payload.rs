@@ -153,6 +153,6 @@ mod tests {
     #[test]
     fn utc_has_milliseconds_and_zulu() {
         let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_795_000_000_123);
-        assert_eq!(utc(t), "2026-11-18T08:26:40.123Z");
+        assert_eq!(utc(t), "2026-11-18T11:06:40.123Z");
     }
 }
