@@ -77,6 +77,8 @@ const KEYS: &[(&str, &str, Kind)] = &[
 const PASSWORD_VAR: &str = "TUTTI_MQTT_PASSWORD";
 /// Kept for `tutti analyze`, which reads it too.
 const MODEL_VAR: &str = "TUTTI_MODEL";
+/// The log level, read by the logger rather than the settings.
+const LOG_VAR: &str = "TUTTI_LOG";
 
 fn env_name(section: &str, key: &str) -> String {
     format!("TUTTI_{}_{}", section, key).to_uppercase()
@@ -232,6 +234,9 @@ impl Layers {
                 self.password_from_env = Some(text);
                 continue;
             }
+            if name == LOG_VAR {
+                continue;
+            }
             let (section, key) = if name == MODEL_VAR {
                 ("analysis", "model")
             } else {
@@ -244,7 +249,7 @@ impl Layers {
                             known: KEYS
                                 .iter()
                                 .map(|(s, k, _)| env_name(s, k))
-                                .chain([PASSWORD_VAR.to_string(), MODEL_VAR.to_string()])
+                                .chain([PASSWORD_VAR, MODEL_VAR, LOG_VAR].map(String::from))
                                 .collect::<Vec<_>>()
                                 .join(", "),
                         })

@@ -50,12 +50,16 @@ pub fn run(settings: Settings, model: Model, opts: RunOptions) -> Result<Summary
     let sc = &model.sidecar;
     let spec = WindowSpec::from_seconds(sc.sample_rate, sc.window_seconds, settings.hop_seconds)?;
     let outbox = Outbox::open(&settings.state_dir, settings.outbox_bytes)?;
+    let mut embedded = false;
     if settings.mqtt.broker == Broker::Embedded {
         match broker::start(settings.mqtt.embedded_port)? {
-            Embedded::Started => log::info!(
-                "No broker configured: the embedded MQTT broker listens on 127.0.0.1:{}.",
-                settings.mqtt.embedded_port
-            ),
+            Embedded::Started => {
+                embedded = true;
+                log::info!(
+                    "No broker configured: the embedded MQTT broker listens on 127.0.0.1:{}.",
+                    settings.mqtt.embedded_port
+                )
+            }
             Embedded::PortTaken => log::info!(
                 "No broker configured, and a broker already listens on 127.0.0.1:{}: \
                  publishing to it.",
@@ -125,6 +129,11 @@ pub fn run(settings: Settings, model: Model, opts: RunOptions) -> Result<Summary
         .await
     });
     service::notify_stopping();
+    if embedded {
+        // The broker goes with the process: give it a moment to pass the
+        // last messages (`offline`) on to its subscribers.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
     stop.request();
     let _ = worker.join();
     let _ = source.join();

@@ -55,8 +55,13 @@ enum Note {
     Connected,
     Sent(u16),
     Acked(u16),
-    Message { topic: String, payload: Vec<u8> },
+    Message {
+        topic: String,
+        payload: Vec<u8>,
+    },
     Lost(String),
+    /// Our DISCONNECT went out.
+    Closed,
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, MqttError> {
@@ -126,6 +131,10 @@ async fn drive(
                 payload: p.payload.to_vec(),
             },
             Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Note::Sent(pkid),
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => {
+                let _ = notes.send(Note::Closed);
+                return;
+            }
             Ok(_) => continue,
             Err(e) => {
                 if notes.send(Note::Lost(e.to_string())).is_err() || resume.recv().await.is_none() {
@@ -324,7 +333,19 @@ impl Sink {
                     break;
                 }
             }
-            let _ = self.client.try_disconnect();
+            // A clean DISCONNECT, so the broker does not also send the
+            // last will.
+            let client = self.client.clone();
+            let closed = async {
+                if client.disconnect().await.is_ok() {
+                    while let Some(note) = self.notes.recv().await {
+                        if matches!(note, Note::Closed) {
+                            break;
+                        }
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(2), closed).await;
         }
         self.outbox.sync()?;
         self.summary.waiting_bytes = self.outbox.waiting_bytes();
@@ -468,6 +489,7 @@ impl Sink {
                     self.queue_announcements(true);
                 }
             }
+            Note::Closed => {}
             Note::Lost(reason) => {
                 if self.connected || self.failures == 0 {
                     log::warn!(
