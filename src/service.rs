@@ -79,27 +79,31 @@ pub fn watchdog_interval() -> Option<Duration> {
 /// stops the pings and systemd restarts the service.
 pub async fn watchdog(interval: Duration, progress: Arc<Progress>) {
     let period = interval / 2;
-    let mut last = (0, 0);
+    let (mut frames, mut windows) = (0, 0);
+    // No pings before the first window (READY).
+    let mut last_window: Option<tokio::time::Instant> = None;
+    let mut complained = false;
     loop {
         tokio::time::sleep(period).await;
-        let now = (
-            progress.frames.load(Ordering::Relaxed),
-            progress.windows.load(Ordering::Relaxed),
-        );
-        if now.0 > last.0 && now.1 > last.1 {
-            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
-        } else {
-            log::warn!(
-                "No {} in the last {:.1} s: not telling the watchdog all is well.",
-                if now.0 == last.0 {
-                    "audio"
-                } else {
-                    "analysed window"
-                },
-                period.as_secs_f64()
-            );
+        let now_frames = progress.frames.load(Ordering::Relaxed);
+        let now_windows = progress.windows.load(Ordering::Relaxed);
+        if now_windows > windows {
+            last_window = Some(tokio::time::Instant::now());
         }
-        last = now;
+        // Audio since the last check, and a window within the interval
+        // (a hop may be longer than half the interval).
+        let audio = now_frames > frames;
+        if audio && last_window.is_some_and(|t| t.elapsed() < interval) {
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+            complained = false;
+        } else if !complained && last_window.is_some() {
+            log::warn!(
+                "No {} lately: not telling the watchdog all is well.",
+                if audio { "analysed window" } else { "audio" }
+            );
+            complained = true;
+        }
+        (frames, windows) = (now_frames, now_windows);
     }
 }
 

@@ -273,11 +273,14 @@ pub fn retained(port: u16, topic: &str) -> Option<String> {
 /// `tutti listen` with its state in `state` and the shipped model.
 pub fn listen(state: &Path, args: &[&str]) -> Command {
     let mut cmd = tutti();
-    cmd.current_dir(root())
-        .arg("listen")
-        .args(["--model", "models/tutti.json", "--state-dir"])
-        .arg(state)
-        .args(args)
+    cmd.current_dir(root()).arg("listen");
+    if !args.contains(&"--model") {
+        cmd.args(["--model", "models/tutti.json"]);
+    }
+    if !args.contains(&"--state-dir") {
+        cmd.arg("--state-dir").arg(state);
+    }
+    cmd.args(args)
         .env_remove("TUTTI_MODEL")
         .env("TUTTI_LOG", "info");
     cmd
