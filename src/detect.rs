@@ -27,17 +27,8 @@ impl Detection {
         labels: &[LabelSpec],
         scores: &[f32],
     ) -> Self {
-        let instruments = labels
-            .iter()
-            .zip(scores)
-            .filter(|(l, &s)| s >= l.threshold)
-            .map(|(l, _)| l.name.clone())
-            .collect();
-        let scores = labels
-            .iter()
-            .zip(scores)
-            .map(|(l, &s)| (l.name.clone(), serde_json::Value::from(round4(s))))
-            .collect();
+        let instruments = over_threshold(labels, scores).map(str::to_string).collect();
+        let scores = score_map(labels, scores);
         Detection {
             file: file.to_string(),
             start: round4(start as f32),
@@ -47,6 +38,30 @@ impl Detection {
             scores,
         }
     }
+}
+
+/// Names of the instruments whose score reaches their threshold.
+pub fn over_threshold<'a>(
+    labels: &'a [LabelSpec],
+    scores: &'a [f32],
+) -> impl Iterator<Item = &'a str> + 'a {
+    labels
+        .iter()
+        .zip(scores)
+        .filter(|(l, &s)| s >= l.threshold)
+        .map(|(l, _)| l.name.as_str())
+}
+
+/// Every instrument's score, rounded, in label order.
+pub fn score_map(
+    labels: &[LabelSpec],
+    scores: &[f32],
+) -> serde_json::Map<String, serde_json::Value> {
+    labels
+        .iter()
+        .zip(scores)
+        .map(|(l, &s)| (l.name.clone(), serde_json::Value::from(round4(s))))
+        .collect()
 }
 
 /// How an instrument's state is held: it turns ON as soon as a window's
@@ -135,7 +150,7 @@ impl InstrumentStates {
 }
 
 /// Scores and times are reported to 4 decimals: finer digits are noise.
-fn round4(x: f32) -> f64 {
+pub(crate) fn round4(x: f32) -> f64 {
     (f64::from(x) * 1e4).round() / 1e4
 }
 

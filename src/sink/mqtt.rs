@@ -10,7 +10,7 @@
 //! Subscribers may see a detection twice (QoS 1), never out of order.
 
 use super::outbox::{Outbox, OutboxError};
-use super::payload::{self, Topics, OFF, OFFLINE, ON, ONLINE};
+use super::payload::{self, title, Topics, OFF, OFFLINE, ON, ONLINE};
 use crate::config::{Broker, MqttSettings};
 use crate::live::Output;
 use crate::model::LabelSpec;
@@ -568,11 +568,4 @@ impl Sink {
         }
         Ok(())
     }
-}
-
-fn title(name: &str) -> String {
-    let mut c = name.chars();
-    c.next()
-        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
-        .unwrap_or_default()
 }

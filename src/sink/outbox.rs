@@ -85,7 +85,7 @@ impl Outbox {
         };
         // A cursor that does not fall on a line start (an old cursor file
         // beside a rewritten outbox) restarts from the beginning.
-        if cursor > 0 && outbox.byte_before(cursor)? != Some(b'\n') {
+        if cursor > 0 && outbox.byte_before(cursor)? != b'\n' {
             outbox.cursor = 0;
         }
         Ok(outbox)
@@ -98,12 +98,12 @@ impl Outbox {
         }
     }
 
-    fn byte_before(&mut self, at: u64) -> Result<Option<u8>, OutboxError> {
+    fn byte_before(&mut self, at: u64) -> Result<u8, OutboxError> {
         let mut f = File::open(&self.path).map_err(|e| self.err(e))?;
         f.seek(SeekFrom::Start(at - 1)).map_err(|e| self.err(e))?;
         let mut b = [0u8];
         f.read_exact(&mut b).map_err(|e| self.err(e))?;
-        Ok(Some(b[0]))
+        Ok(b[0])
     }
 
     /// Bytes of lines waiting for an acknowledgement.

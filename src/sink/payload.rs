@@ -1,9 +1,10 @@
 //! The MQTT contract: topics and payloads. `tests/mqtt_contract.rs` freezes
 //! them; a change here is a change for every subscriber.
 
+use crate::detect::{over_threshold, score_map};
 use crate::live::Record;
 use crate::model::LabelSpec;
-use serde_json::{json, Map, Value};
+use serde_json::json;
 use std::time::SystemTime;
 
 /// Version of the detection payload's fields.
@@ -40,24 +41,11 @@ pub fn utc(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
-fn round4(x: f64) -> f64 {
-    (x * 1e4).round() / 1e4
-}
-
 /// A window's detection as one JSON line, without the `replayed` field,
 /// which is added when it is sent (see [`with_replayed`]).
 pub fn detection(record: &Record, labels: &[LabelSpec], device_id: &str, model_id: &str) -> String {
-    let instruments: Vec<&str> = labels
-        .iter()
-        .zip(&record.scores)
-        .filter(|(l, &s)| s >= l.threshold)
-        .map(|(l, _)| l.name.as_str())
-        .collect();
-    let scores: Map<String, Value> = labels
-        .iter()
-        .zip(&record.scores)
-        .map(|(l, &s)| (l.name.clone(), json!(round4(f64::from(s)))))
-        .collect();
+    let instruments: Vec<&str> = over_threshold(labels, &record.scores).collect();
+    let scores = score_map(labels, &record.scores);
     let end = utc(record.end);
     json!({
         "schema": SCHEMA,
@@ -69,7 +57,7 @@ pub fn detection(record: &Record, labels: &[LabelSpec], device_id: &str, model_i
         "instruments": instruments,
         "scores": scores,
         "model": model_id,
-        "latency_ms": round4(record.latency.as_secs_f64() * 1e3),
+        "latency_ms": (record.latency.as_secs_f64() * 1e7).round() / 1e4,
     })
     .to_string()
 }
@@ -131,7 +119,8 @@ pub fn ha_status(discovery_prefix: &str) -> String {
     format!("{discovery_prefix}/status")
 }
 
-fn title(name: &str) -> String {
+/// An instrument's display name: "violin" → "Violin".
+pub(crate) fn title(name: &str) -> String {
     let mut c = name.chars();
     c.next()
         .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
@@ -146,7 +135,7 @@ mod tests {
     fn replayed_is_added_as_the_last_field() {
         let p = with_replayed("{\"a\":1}", true);
         assert_eq!(p, b"{\"a\":1,\"replayed\":true}");
-        let v: Value = serde_json::from_slice(&with_replayed("{}", false)).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&with_replayed("{}", false)).unwrap();
         assert_eq!(v, json!({"replayed": false}));
     }
 
