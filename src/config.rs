@@ -55,6 +55,8 @@ enum Kind {
 const KEYS: &[(&str, &str, Kind)] = &[
     ("input", "device", Kind::Text),
     ("input", "channel", Kind::Text),
+    ("input", "sample_rate", Kind::Count),
+    ("input", "period_frames", Kind::Count),
     ("analysis", "model", Kind::Text),
     ("analysis", "hop", Kind::Number),
     ("analysis", "hold", Kind::Number),
@@ -163,6 +165,10 @@ pub struct MqttSettings {
 pub struct Settings {
     pub input: Input,
     pub channel: Channel,
+    /// The rate to open the capture device at; `None`: its default.
+    pub sample_rate: Option<u32>,
+    /// Frames per capture period; `None`: the device's default.
+    pub period_frames: Option<u32>,
     /// `None`: the installed model.
     pub model: Option<PathBuf>,
     pub hop_seconds: f64,
@@ -357,6 +363,24 @@ impl Layers {
                 }
             },
         };
+        let optional_count = |key: &'static str, range: std::ops::RangeInclusive<i64>| {
+            let (section, name) = key.split_once('.').expect("keys have a section");
+            match self.count(section, name) {
+                None | Some(0) => Ok(None),
+                Some(n) if range.contains(&n) => Ok(Some(n as u32)),
+                Some(n) => Err(ConfigError::Invalid {
+                    key,
+                    value: n.to_string(),
+                    reason: format!(
+                        "must be 0 (the device's default) or from {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
+                }),
+            }
+        };
+        let sample_rate = optional_count("input.sample_rate", 1000..=768_000)?;
+        let period_frames = optional_count("input.period_frames", 16..=1_000_000)?;
         let positive = |key: &'static str, value: f64| {
             if value.is_finite() && value > 0.0 {
                 Ok(value)
@@ -471,6 +495,8 @@ impl Layers {
         Ok(Settings {
             input,
             channel,
+            sample_rate,
+            period_frames,
             model: self.text("analysis", "model").map(PathBuf::from),
             hop_seconds,
             hysteresis: Hysteresis {
@@ -598,6 +624,7 @@ mod tests {
             .unwrap();
         assert_eq!(s.input, Input::Default);
         assert_eq!(s.channel, Channel::Mix);
+        assert_eq!((s.sample_rate, s.period_frames), (None, None));
         assert_eq!(s.model, None);
         assert_eq!(s.hop_seconds, 0.5);
         assert_eq!(s.hysteresis, Hysteresis::default());
@@ -701,6 +728,10 @@ mod tests {
         assert!(e.contains("mqtt.topic_prefix"), "{e}");
         let e = check(&[("TUTTI_MQTT_CLIENT_CERT", "c.pem")]);
         assert!(e.contains("client_key"), "{e}");
+        let e = check(&[("TUTTI_INPUT_SAMPLE_RATE", "99")]);
+        assert!(e.contains("input.sample_rate") && e.contains("99"), "{e}");
+        let e = check(&[("TUTTI_INPUT_PERIOD_FRAMES", "-5")]);
+        assert!(e.contains("input.period_frames") && e.contains("-5"), "{e}");
     }
 
     #[test]

@@ -76,7 +76,15 @@ pub fn run(settings: Settings, model: Model, opts: RunOptions) -> Result<Summary
             looped: opts.looped,
         }
         .spawn(src_tx, stop.clone())?,
-        other => capture::device::spawn(other.clone(), src_tx, stop.clone())?,
+        other => capture::device::spawn(
+            capture::device::Request {
+                input: other.clone(),
+                sample_rate: settings.sample_rate,
+                period_frames: settings.period_frames,
+            },
+            src_tx,
+            stop.clone(),
+        )?,
     };
     let (out_tx, out_rx) = tokio::sync::mpsc::unbounded_channel();
     let progress = Arc::new(Progress::default());

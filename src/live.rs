@@ -230,6 +230,7 @@ impl Worker {
         let mut ended = false;
         let mut current: Option<(Segment, Analyzer, u64)> = None;
         let mut last_overruns = 0u64;
+        let mut lost = LostReport::default();
         while !stop.requested() {
             match sources.try_recv() {
                 Ok(SourceEvent::Segment(seg)) => {
@@ -282,11 +283,7 @@ impl Worker {
                 progress
                     .overruns
                     .fetch_add(overruns - last_overruns, Ordering::Relaxed);
-                log::warn!(
-                    "{}: the analysis fell behind and {} frames of audio were lost.",
-                    seg.source,
-                    overruns - last_overruns
-                );
+                lost.add(overruns - last_overruns, &seg.source);
                 last_overruns = overruns;
             }
             let timing = Timing::now(*frames_in, seg);
@@ -296,6 +293,36 @@ impl Worker {
             emit.result(&seg.source)?;
         }
         Ok(())
+    }
+}
+
+/// How often at most the log reports lost audio.
+const LOST_REPORT_EVERY: Duration = Duration::from_secs(10);
+
+/// Reports lost audio as a sentence at most every [`LOST_REPORT_EVERY`],
+/// with the frames lost since the last report, however often it happens.
+#[derive(Default)]
+struct LostReport {
+    pending: u64,
+    last: Option<Instant>,
+}
+
+impl LostReport {
+    fn add(&mut self, frames: u64, source: &str) {
+        self.pending += frames;
+        if self.last.is_some_and(|t| t.elapsed() < LOST_REPORT_EVERY) {
+            return;
+        }
+        let since = match self.last {
+            None => String::new(),
+            Some(t) => format!(" in the last {} s", t.elapsed().as_secs()),
+        };
+        log::warn!(
+            "{source}: the analysis fell behind and {} frames of audio were lost{since}.",
+            self.pending
+        );
+        self.pending = 0;
+        self.last = Some(Instant::now());
     }
 }
 

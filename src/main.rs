@@ -86,6 +86,12 @@ struct ListenArgs {
     /// "mix" or a channel number from 1.
     #[arg(long)]
     channel: Option<String>,
+    /// Open the device at this rate in Hz (default: its own).
+    #[arg(long)]
+    sample_rate: Option<String>,
+    /// Frames per capture period (default: the device's).
+    #[arg(long)]
+    period_frames: Option<String>,
     /// Model sidecar (.json).
     #[arg(long)]
     model: Option<String>,
@@ -298,6 +304,13 @@ fn listen(a: ListenArgs) -> Result<ExitCode> {
     let flags = [
         ("--input", "input", "device", &a.input),
         ("--channel", "input", "channel", &a.channel),
+        ("--sample-rate", "input", "sample_rate", &a.sample_rate),
+        (
+            "--period-frames",
+            "input",
+            "period_frames",
+            &a.period_frames,
+        ),
         ("--model", "analysis", "model", &a.model),
         ("--hop", "analysis", "hop", &a.hop),
         ("--broker", "mqtt", "broker", &a.broker),

@@ -5,7 +5,9 @@
 use super::{ring, CaptureError, Format, RingWriter, SourceEvent, Stop};
 use crate::config::Input;
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
-use cpal::{SampleFormat, SizedSample, StreamConfig};
+use cpal::{
+    SampleFormat, SizedSample, StreamConfig, SupportedBufferSize, SupportedStreamConfigRange,
+};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
@@ -21,8 +23,18 @@ pub struct DeviceInfo {
     pub is_default: bool,
     /// The device's own preferred format, if it reports one.
     pub default_config: Option<String>,
-    /// Every supported range: "2 ch, 8000–192000 Hz, i16".
+    /// The supported ranges, grouped: "1–2 ch, 8000–192000 Hz: i16, i32".
     pub configs: Vec<String>,
+}
+
+/// What to open: which device, and optionally at which rate and period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub input: Input,
+    /// `None`: the device's default rate.
+    pub sample_rate: Option<u32>,
+    /// `None`: the device's default period.
+    pub period_frames: Option<u32>,
 }
 
 fn device_name(d: &cpal::Device) -> String {
@@ -52,8 +64,14 @@ pub fn list() -> Result<Vec<DeviceInfo>, CaptureError> {
     for (index, d) in input_devices(&host)?.into_iter().enumerate() {
         let id = device_id(&d);
         let default_config = d.default_input_config().ok().map(|c| {
+            let periods = match c.buffer_size() {
+                SupportedBufferSize::Range { min, max } => {
+                    format!(", periods of {min}–{max} frames")
+                }
+                SupportedBufferSize::Unknown => String::new(),
+            };
             format!(
-                "{} ch, {} Hz, {}",
+                "{} ch, {} Hz, {}{periods}",
                 c.channels(),
                 c.sample_rate(),
                 c.sample_format()
@@ -61,18 +79,7 @@ pub fn list() -> Result<Vec<DeviceInfo>, CaptureError> {
         });
         let configs = d
             .supported_input_configs()
-            .map(|it| {
-                it.map(|r| {
-                    format!(
-                        "{} ch, {}–{} Hz, {}",
-                        r.channels(),
-                        r.min_sample_rate(),
-                        r.max_sample_rate(),
-                        r.sample_format()
-                    )
-                })
-                .collect()
-            })
+            .map(|it| summarise(&it.collect::<Vec<_>>()))
             .unwrap_or_default();
         out.push(DeviceInfo {
             index,
@@ -84,6 +91,66 @@ pub fn list() -> Result<Vec<DeviceInfo>, CaptureError> {
         });
     }
     Ok(out)
+}
+
+/// Groups a device's ranges for reading: one line per rate range and set of
+/// channel counts, listing the sample formats that share them. (ALSA's
+/// `plug` devices report every format for each of 1–64 channels.)
+fn summarise(ranges: &[SupportedStreamConfigRange]) -> Vec<String> {
+    /// Each format with the channel counts it takes, in the order first seen.
+    type Formats = Vec<(SampleFormat, Vec<u16>)>;
+    let mut by_rate: Vec<((u32, u32), Formats)> = vec![];
+    for r in ranges {
+        let rates = (r.min_sample_rate(), r.max_sample_rate());
+        let formats = match by_rate.iter_mut().find(|(k, _)| *k == rates) {
+            Some((_, f)) => f,
+            None => {
+                by_rate.push((rates, vec![]));
+                &mut by_rate.last_mut().expect("just pushed").1
+            }
+        };
+        match formats.iter_mut().find(|(f, _)| *f == r.sample_format()) {
+            Some((_, ch)) => ch.push(r.channels()),
+            None => formats.push((r.sample_format(), vec![r.channels()])),
+        }
+    }
+    let mut lines = vec![];
+    for ((min, max), formats) in by_rate {
+        let rates = if min == max {
+            format!("{min} Hz")
+        } else if max == u32::MAX {
+            format!("{min} Hz and up")
+        } else {
+            format!("{min}–{max} Hz")
+        };
+        let mut groups: Vec<(Vec<u16>, Vec<String>)> = vec![];
+        for (format, mut channels) in formats {
+            channels.sort_unstable();
+            channels.dedup();
+            match groups.iter_mut().find(|(c, _)| *c == channels) {
+                Some((_, names)) => names.push(format.to_string()),
+                None => groups.push((channels, vec![format.to_string()])),
+            }
+        }
+        for (channels, names) in groups {
+            lines.push(format!(
+                "{} ch, {rates}: {}",
+                channel_counts(&channels),
+                names.join(", ")
+            ));
+        }
+    }
+    lines
+}
+
+/// "1–64" for a run, "1, 2, 6" otherwise.
+fn channel_counts(c: &[u16]) -> String {
+    match (c.first(), c.last()) {
+        (Some(&a), Some(&b)) if c.len() > 2 && usize::from(b - a) + 1 == c.len() => {
+            format!("{a}–{b}")
+        }
+        _ => c.iter().map(u16::to_string).collect::<Vec<_>>().join(", "),
+    }
 }
 
 /// Finds the device `input` names: the default one, an index into
@@ -170,19 +237,54 @@ where
 }
 
 /// Opens `input` and starts its stream; returns the segment to read.
-fn open(input: &Input, events: &Sender<SourceEvent>) -> Result<Option<Open>, CaptureError> {
+fn open(req: &Request, events: &Sender<SourceEvent>) -> Result<Option<Open>, CaptureError> {
     let host = cpal::default_host();
-    let device = find(&host, input)?;
+    let device = find(&host, &req.input)?;
     let name = device_name(&device);
     let dev_err = |e: cpal::Error| CaptureError::Device {
         device: name.clone(),
         reason: e.to_string(),
     };
-    let supported = device.default_input_config().map_err(dev_err)?;
+    let default = device.default_input_config().map_err(dev_err)?;
+    let supported = match req.sample_rate {
+        None => default,
+        Some(rate) if rate == default.sample_rate() => default,
+        Some(rate) => {
+            let ranges: Vec<_> = device.supported_input_configs().map_err(dev_err)?.collect();
+            // The default's channels and format if they allow the rate.
+            ranges
+                .iter()
+                .filter(|r| (r.min_sample_rate()..=r.max_sample_rate()).contains(&rate))
+                .min_by_key(|r| {
+                    (
+                        r.channels() != default.channels(),
+                        r.sample_format() != default.sample_format(),
+                    )
+                })
+                .map(|r| r.with_sample_rate(rate))
+                .ok_or_else(|| CaptureError::Device {
+                    device: name.clone(),
+                    reason: format!(
+                        "input.sample_rate {rate} Hz is not offered (it takes: {})",
+                        summarise(&ranges).join("; ")
+                    ),
+                })?
+        }
+    };
+    let buffer_size = match (req.period_frames, supported.buffer_size()) {
+        (None, _) => cpal::BufferSize::Default,
+        (Some(n), SupportedBufferSize::Range { min, max }) if !(*min..=*max).contains(&n) => {
+            return Err(CaptureError::Device {
+                device: name,
+                reason: format!("input.period_frames {n} is outside the device's {min}–{max}"),
+            })
+        }
+        (Some(n), _) => cpal::BufferSize::Fixed(n),
+    };
     let config = StreamConfig {
         channels: supported.channels(),
         sample_rate: supported.sample_rate(),
-        buffer_size: cpal::BufferSize::Default,
+        buffer_size,
     };
     let format = Format {
         sample_rate: config.sample_rate,
@@ -241,21 +343,21 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// this returns, so a missing device is reported at once; later losses are
 /// retried with capped exponential backoff.
 pub fn spawn(
-    input: Input,
+    req: Request,
     events: Sender<SourceEvent>,
     stop: Stop,
 ) -> Result<JoinHandle<()>, CaptureError> {
-    let first = open(&input, &events)?;
+    let first = open(&req, &events)?;
     std::thread::Builder::new()
         .name("tutti-capture".into())
-        .spawn(move || supervise(input, first, events, stop))
+        .spawn(move || supervise(req, first, events, stop))
         .map_err(|e| CaptureError::Device {
             device: "capture supervisor".into(),
             reason: e.to_string(),
         })
 }
 
-fn supervise(input: Input, mut current: Option<Open>, events: Sender<SourceEvent>, stop: Stop) {
+fn supervise(req: Request, mut current: Option<Open>, events: Sender<SourceEvent>, stop: Stop) {
     let mut backoff = BACKOFF_FIRST;
     let mut last_frames = 0;
     let mut last_progress = Instant::now();
@@ -263,7 +365,7 @@ fn supervise(input: Input, mut current: Option<Open>, events: Sender<SourceEvent
         std::thread::sleep(Duration::from_millis(100));
         let Some(open_stream) = &current else {
             std::thread::sleep(backoff);
-            match open(&input, &events) {
+            match open(&req, &events) {
                 Ok(Some(o)) => {
                     log::info!("Capture device {} is back.", o.name);
                     current = Some(o);
