@@ -95,3 +95,84 @@ fn windows_and_features_allocate_nothing_in_steady_state() {
         "{allocations} allocations over {steady} windows"
     );
 }
+
+/// The audio callback's only work: converting and copying whole frames
+/// into the ring, and counting the frames that did not fit.
+#[test]
+fn the_capture_callback_allocates_nothing_even_when_the_ring_is_full() {
+    use ringbuf::traits::Consumer;
+    use tutti::capture::{ring, Format};
+    let format = Format {
+        sample_rate: 48_000,
+        channels: 2,
+    };
+    let (mut writer, mut segment) = ring(format, "test", 1.0);
+    let period_i16: Vec<i16> = (0..960).map(|i| (i * 31 % 2000) as i16 - 1000).collect();
+    let period_f32: Vec<f32> = period_i16.iter().map(|&s| f32::from(s) / 32768.0).collect();
+    let mut drain = vec![0f32; 4096];
+    let allocations = allocations_during(|| {
+        // 10 s of callbacks, drained as the worker would...
+        for _ in 0..1000 {
+            writer.write(&period_i16);
+            writer.write(&period_f32);
+            while segment.consumer.pop_slice(&mut drain) > 0 {}
+        }
+        // ...then 10 s more with nobody reading: the ring fills up.
+        for _ in 0..1000 {
+            writer.write(&period_i16);
+        }
+    });
+    let lost = segment.overruns.load(std::sync::atomic::Ordering::Relaxed);
+    // 2 s of room; the other 8 s of 480-frame periods were counted.
+    assert_eq!(lost, 1000 * 480 - 2 * 48_000);
+    assert_eq!(allocations, 0, "{allocations} allocations in the callback");
+}
+
+/// The live worker's per-chunk path for a 44.1 kHz stereo device: channel
+/// mix, resampling to the model's rate, windows and features.
+#[test]
+fn the_live_analyzer_allocates_nothing_in_steady_state() {
+    use tutti::capture::Format;
+    use tutti::config::Channel;
+    use tutti::live::Analyzer;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mono = MonoStream::open(&root.join("samples/violin_cello.wav"), 44_100)
+        .unwrap()
+        .read_all()
+        .unwrap();
+    let stereo: Vec<f32> = mono.iter().flat_map(|&s| [s, 0.5 * s]).collect();
+    let format = Format {
+        sample_rate: 44_100,
+        channels: 2,
+    };
+    let spec = WindowSpec::from_seconds(22050, 2.0, 0.5).unwrap();
+    for channel in [Channel::Mix, Channel::Only(2)] {
+        let mut analyzer = Analyzer::new(format, channel, spec, "seed26", "test").unwrap();
+        let windows = Cell::new(0usize);
+        let mut sum = 0f32;
+        let mut count = |_, f: &[f32]| {
+            sum += f[0];
+            windows.set(windows.get() + 1);
+        };
+        // Warm up with 4 s, then 5 × the recording in device-sized pieces.
+        analyzer.process(&stereo[..2 * 4096], &mut count).unwrap();
+        for piece in stereo[2 * 4096..4 * 44_100].chunks(2 * 441) {
+            analyzer.process(piece, &mut count).unwrap();
+        }
+        let before = windows.get();
+        let allocations = allocations_during(|| {
+            for _ in 0..5 {
+                for piece in stereo.chunks(2 * 441) {
+                    analyzer.process(piece, &mut count).unwrap();
+                }
+            }
+        });
+        let steady = windows.get() - before;
+        assert!(steady >= 70, "only {steady} windows");
+        assert!(sum.is_finite());
+        assert_eq!(
+            allocations, 0,
+            "{channel:?}: {allocations} allocations over {steady} windows"
+        );
+    }
+}
