@@ -31,6 +31,8 @@ pub enum MqttError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{path}: {reason}")]
+    Tls { path: PathBuf, reason: String },
     #[error(transparent)]
     Outbox(#[from] OutboxError),
     #[error("analysis stopped: {0}")]
@@ -97,18 +99,63 @@ pub fn options(s: &MqttSettings, embedded_port: u16) -> Result<MqttOptions, Mqtt
     if tls {
         // One crypto provider, ring, for the whole process.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let ca = read(s.ca_file.as_deref().unwrap_or(Path::new(SYSTEM_CAS)))?;
-        let client_auth = match (&s.client_cert, &s.client_key) {
-            (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
-            _ => None,
-        };
-        o.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
-            ca,
-            alpn: None,
-            client_auth,
-        }));
+        o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+            tls_config(s)?,
+        )));
     }
     Ok(o)
+}
+
+/// The TLS client configuration, checked now so that a bad CA file or
+/// client certificate stops tutti at start with the file's name, rather
+/// than failing every reconnection later.
+fn tls_config(s: &MqttSettings) -> Result<std::sync::Arc<rustls::ClientConfig>, MqttError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |path: &Path, reason: String| MqttError::Tls {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let ca_path = s.ca_file.as_deref().unwrap_or(Path::new(SYSTEM_CAS));
+    let certs = |path: &Path| -> Result<Vec<CertificateDer<'static>>, MqttError> {
+        let pem = read(path)?;
+        let certs = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(path, format!("not a PEM certificate file ({e})")))?;
+        if certs.is_empty() {
+            return Err(bad(path, "holds no PEM certificate".into()));
+        }
+        Ok(certs)
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    let (_, ignored) = roots.add_parsable_certificates(certs(ca_path)?);
+    if roots.is_empty() {
+        return Err(bad(
+            ca_path,
+            format!("none of its {ignored} certificate(s) can serve as a CA"),
+        ));
+    }
+    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+    let config = match (&s.client_cert, &s.client_key) {
+        (Some(cert_path), Some(key_path)) => {
+            let chain = certs(cert_path)?;
+            let key = PrivateKeyDer::from_pem_slice(&read(key_path)?)
+                .map_err(|e| bad(key_path, format!("no usable PEM private key ({e})")))?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| {
+                let e = e.to_string();
+                let hint = if e.contains("UnsupportedCertVersion") {
+                    "is an X.509 v1 certificate, and TLS needs v3 \
+                     (openssl x509 -req makes v3 when given -extfile)"
+                        .to_string()
+                } else {
+                    format!("does not go with the key {}: {e}", key_path.display())
+                };
+                bad(cert_path, format!("client certificate {hint}"))
+            })?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    Ok(std::sync::Arc::new(config))
 }
 
 /// Drives rumqttc's event loop, reporting to the sink. After a lost

@@ -82,6 +82,12 @@ pub struct Mosquitto {
 
 impl Mosquitto {
     pub fn start(port: u16, dir: &Path) -> Mosquitto {
+        Mosquitto::start_with(port, dir, "allow_anonymous true\n")
+    }
+
+    /// A broker whose listener takes `listener_config` (authentication,
+    /// TLS) in place of anonymous access.
+    pub fn start_with(port: u16, dir: &Path, listener_config: &str) -> Mosquitto {
         std::fs::create_dir_all(dir).unwrap();
         // mosquitto started as root runs as user `mosquitto`: it must be
         // able to save its database here.
@@ -91,7 +97,7 @@ impl Mosquitto {
         std::fs::write(
             &conf,
             format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
+                "listener {port} 127.0.0.1\n{listener_config}persistence true\n\
                  persistence_location {}/\nautosave_interval 1\n",
                 dir.display()
             ),
@@ -185,10 +191,14 @@ impl Sub {
             }
         });
         let sub = Sub { child, lines };
-        let seen = wait_until(Duration::from_secs(10), || {
+        // One probe every 250 ms: each is a short-lived client, and a
+        // burst of them (every 20 ms, as before) crowds a broker under load.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut seen = false;
+        while !seen && Instant::now() < deadline {
             publish(port, probe_topic, "probe", false);
-            sub.count(probe_topic) > 0
-        });
+            seen = wait_until(Duration::from_millis(250), || sub.count(probe_topic) > 0);
+        }
         assert!(seen, "the subscriber never saw its probe on {probe_topic}");
         sub
     }
