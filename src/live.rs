@@ -23,8 +23,11 @@ const CHUNK_FRAMES: usize = 4096;
 /// Input frames per resampler FFT: the same as `tutti analyze` uses, so a
 /// file gives the same features through either path.
 const RESAMPLER_CHUNK: usize = 8192;
-/// How long the worker sleeps when the ring is empty.
-const IDLE: Duration = Duration::from_millis(2);
+/// The shortest and longest the worker sleeps when it waits for audio.
+/// In between it sleeps until the next window's audio is due, so it wakes
+/// a few times per window rather than polling.
+const IDLE_MIN: Duration = Duration::from_millis(1);
+const IDLE_MAX: Duration = Duration::from_millis(100);
 
 /// One analysed window, ready for the sinks.
 #[derive(Debug, Clone)]
@@ -39,7 +42,8 @@ pub struct Record {
     pub on: Vec<bool>,
     /// Changes this window caused.
     pub changes: Vec<StateChange>,
-    /// From the arrival of the window's last sample to this record.
+    /// From the arrival of the last sample the window's features read
+    /// (half an analysis frame past its end) to this record.
     pub latency: Duration,
 }
 
@@ -181,6 +185,21 @@ impl Analyzer {
     pub fn spec(&self) -> WindowSpec {
         self.windower.spec()
     }
+
+    /// Input frames still to come before the next window is complete: what
+    /// the windower lacks, and with a resampler the rest of its chunk plus
+    /// the further whole chunks that the missing output needs.
+    pub fn input_frames_missing(&self) -> u64 {
+        let missing = self.windower.samples_missing();
+        match &self.resampler {
+            None => missing,
+            Some(r) => {
+                let (cin, cout) = r.chunk_sizes();
+                let chunks = missing.div_ceil(cout as u64).max(1);
+                (cin - r.pending_frames().min(cin)) as u64 + (chunks - 1) * cin as u64
+            }
+        }
+    }
 }
 
 pub struct Worker {
@@ -257,19 +276,25 @@ impl Worker {
                 if ended {
                     return Ok(());
                 }
-                std::thread::sleep(IDLE);
+                std::thread::sleep(IDLE_MIN * 10);
                 continue;
             };
             let ch = usize::from(seg.format.channels.max(1));
             let available = seg.consumer.occupied_len() / ch * ch;
-            if available == 0 {
-                if ended {
-                    // The source played to its end: finish its last windows.
-                    let timing = Timing::now(*frames_in, seg);
-                    analyzer.finish(&mut |info, feats| emit.window(info, feats, &timing))?;
-                    return emit.result(&seg.source);
-                }
-                std::thread::sleep(IDLE);
+            if available == 0 && ended {
+                // The source played to its end: finish its last windows.
+                let timing = Timing::now(*frames_in, seg);
+                analyzer.finish(&mut |info, feats| emit.window(info, feats, &timing))?;
+                return emit.result(&seg.source);
+            }
+            let missing = analyzer.input_frames_missing() as usize;
+            if !ended && available < buf.len() && available / ch < missing {
+                // Not enough for the next window yet: sleep until its audio
+                // is due, then look again.
+                let due = (missing - available / ch) as f64
+                    / f64::from(seg.format.sample_rate)
+                    / seg.speed;
+                std::thread::sleep(Duration::from_secs_f64(due).clamp(IDLE_MIN, IDLE_MAX));
                 continue;
             }
             let take = available.min(buf.len());
@@ -373,8 +398,12 @@ impl Emitter<'_> {
         let rate = f64::from(sc.sample_rate);
         let start_s = info.start_sample as f64 / rate;
         let end_s = start_s + sc.window_seconds;
-        // When the window's last sample arrived, by wall clock.
+        // When the window's last sample arrived, by wall clock; and the
+        // last sample its features read (half a frame later), from which
+        // the processing latency counts.
         let behind = Duration::from_secs_f64(((t.chunk_end - end_s) / t.speed).max(0.0));
+        let read_end_s = info.end_sample_read as f64 / rate;
+        let behind_read = Duration::from_secs_f64(((t.chunk_end - read_end_s) / t.speed).max(0.0));
         let end = t.at - behind;
         let start = end - Duration::from_secs_f64(sc.window_seconds / t.speed);
         let mut changes = vec![];
@@ -388,7 +417,7 @@ impl Emitter<'_> {
             scores: self.scores.clone(),
             on: (0..sc.labels.len()).map(|i| self.states.is_on(i)).collect(),
             changes,
-            latency: t.instant.elapsed() + behind,
+            latency: t.instant.elapsed() + behind_read,
         };
         self.seq += 1;
         self.progress.windows.fetch_add(1, Ordering::Relaxed);

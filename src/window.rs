@@ -67,6 +67,10 @@ pub struct WindowInfo {
     /// True when the stream was shorter than one window and the rest of the
     /// window is zeros.
     pub padded: bool,
+    /// One past the last stream sample the window's features read: its
+    /// last frame is centred on the window's end, so this lies half a
+    /// frame past `start_sample + length`.
+    pub end_sample_read: u64,
 }
 
 /// Most samples taken from one `push` slice at a time, so the sample buffer
@@ -159,6 +163,20 @@ impl Windower {
     pub fn first_sample_needed(&self, index: u64) -> u64 {
         (self.first_frame(index) * self.frame_hop as u64)
             .saturating_sub((self.frame_len / 2) as u64)
+    }
+
+    /// How many stream samples window `index` needs before it can be
+    /// emitted: its whole span, and its last frame's right half.
+    fn samples_needed(&self, index: u64) -> u64 {
+        let last = self.first_frame(index) + self.frames_per_window as u64 - 1;
+        (last * self.frame_hop as u64 + (self.frame_len / 2) as u64)
+            .max(index * self.spec.hop as u64 + self.spec.length as u64)
+    }
+
+    /// Stream samples still to come before the next window is complete.
+    pub fn samples_missing(&self) -> u64 {
+        self.samples_needed(self.next_index)
+            .saturating_sub(self.total)
     }
 
     /// True once every window of the range given to `reset_at` is out.
@@ -268,6 +286,7 @@ impl Windower {
             index: self.next_index,
             start_sample: self.next_index * self.spec.hop as u64,
             padded: self.padded,
+            end_sample_read: self.samples_needed(self.next_index),
         };
         self.next_index += 1;
         f(info, &self.features)
@@ -401,6 +420,38 @@ mod tests {
         // How the stream arrives changes nothing.
         assert_eq!(windows(&signal, 1).0, got);
         assert_eq!(windows(&signal, 47).0, got);
+    }
+
+    #[test]
+    fn samples_missing_is_exactly_what_the_next_window_waits_for() {
+        let spec = WindowSpec::from_seconds(10, 2.0, 0.5).unwrap();
+        let probe = Probe {
+            names: ["a", "b", "c", "d"].map(String::from).to_vec(),
+            frames: Arc::new(AtomicUsize::new(0)),
+        };
+        let mut w = Windower::new(spec, Box::new(probe));
+        let infos = std::cell::RefCell::new(vec![]);
+        let mut keep = |info: WindowInfo, _: &[f32]| -> Result<(), ()> {
+            infos.borrow_mut().push(info);
+            Ok(())
+        };
+        let mut pushed = 0u64;
+        for expected in 1..=5 {
+            let missing = w.samples_missing();
+            assert!(missing > 0);
+            // One sample short: nothing; the last one: the window.
+            w.push(&vec![1.0; missing as usize - 1], &mut keep).unwrap();
+            assert_eq!(infos.borrow().len(), expected - 1);
+            w.push(&[1.0], &mut keep).unwrap();
+            pushed += missing;
+            assert_eq!(infos.borrow().len(), expected);
+            // Its last frame (centred within half a hop of its end, 2
+            // samples here) read up to here, half a frame (4) past the end.
+            let info = infos.borrow()[expected - 1];
+            assert_eq!(info.end_sample_read, pushed);
+            let end = info.start_sample + 20;
+            assert!((end + 4 - 2..=end + 4 + 2).contains(&info.end_sample_read));
+        }
     }
 
     #[test]

@@ -89,7 +89,57 @@ fn scores(v: &serde_json::Value) -> &serde_json::Map<String, serde_json::Value> 
     v["scores"].as_object().unwrap()
 }
 
-/// Plays `pcm` into ALSA's default device (through `fifo`) at 4× real
+/// What the test "microphone" does, step by step.
+enum Feed<'a> {
+    /// Writes audio into the FIFO at 4× real time.
+    Audio(&'a [i16]),
+    /// Writes nothing for a while: the device stalls.
+    Pause(Duration),
+}
+
+/// The writing end of the FIFO that ALSA's file plugin reads. When tutti
+/// drops a stalled stream the FIFO loses its reader: the writer gets EPIPE
+/// and waits, without blocking, for the reopened device to read again.
+struct Pipe {
+    path: std::path::PathBuf,
+    file: Option<std::fs::File>,
+    done: mpsc::Receiver<()>,
+}
+
+impl Pipe {
+    /// Writes all of `bytes`; false once the test says it is over.
+    fn write(&mut self, mut bytes: &[u8]) -> bool {
+        use std::os::unix::fs::OpenOptionsExt;
+        const O_NONBLOCK: i32 = 0o4000; // Linux
+        while !bytes.is_empty() {
+            if self.done.try_recv().is_ok() {
+                return false;
+            }
+            let Some(f) = &mut self.file else {
+                // ENXIO until a reader has the FIFO open again.
+                self.file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(O_NONBLOCK)
+                    .open(&self.path)
+                    .ok();
+                if self.file.is_none() {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                continue;
+            };
+            match f.write(bytes) {
+                Ok(n) => bytes = &bytes[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err(_) => self.file = None, // EPIPE: no reader now
+            }
+        }
+        true
+    }
+}
+
+/// Plays `pcm` into ALSA's default device (through a FIFO) at 4× real
 /// time while `tutti listen` captures it with `args`, until `windows`
 /// detections are printed; then SIGTERM. Returns the detections and the log.
 fn capture_through_alsa(
@@ -97,6 +147,21 @@ fn capture_through_alsa(
     pcm: &[i16],
     args: &[&str],
     windows: usize,
+) -> (Vec<serde_json::Value>, String) {
+    let (live, log) = capture_with_plan(dir, &[Feed::Audio(pcm)], args, |live, _| {
+        live.len() >= windows
+    });
+    assert_nothing_lost(&log);
+    (live, log)
+}
+
+/// Feeds the FIFO by `plan` (then holds it open, silent) while `tutti
+/// listen` runs, until `done(detections, log so far)`; then SIGTERM.
+fn capture_with_plan(
+    dir: &Path,
+    plan: &[Feed],
+    args: &[&str],
+    done: impl Fn(&[serde_json::Value], &str) -> bool,
 ) -> (Vec<serde_json::Value>, String) {
     let fifo = dir.join("capture.fifo");
     let _ = std::fs::remove_file(&fifo);
@@ -106,26 +171,46 @@ fn capture_through_alsa(
         .unwrap()
         .success());
     let conf = alsa_config(dir, &fifo);
-    // The "microphone": the recording written into the FIFO at 4× real
-    // time, then held open (silent) until the test is done.
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let feeder = {
         let fifo = fifo.clone();
-        let bytes: Vec<u8> = pcm.iter().flat_map(|s| s.to_le_bytes()).collect();
+        let steps: Vec<Result<Vec<u8>, Duration>> = plan
+            .iter()
+            .map(|step| match step {
+                Feed::Audio(pcm) => Ok(pcm.iter().flat_map(|s| s.to_le_bytes()).collect()),
+                Feed::Pause(d) => Err(*d),
+            })
+            .collect();
         std::thread::spawn(move || {
-            let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
-            let start = Instant::now();
-            for (i, chunk) in bytes.chunks(PERIOD * 4).enumerate() {
-                if f.write_all(chunk).is_err() {
-                    return; // tutti has stopped reading: the test is over
-                }
-                let due =
-                    Duration::from_secs_f64((i + 1) as f64 * PERIOD as f64 / f64::from(RATE) / 4.0);
-                if let Some(wait) = due.checked_sub(start.elapsed()) {
-                    std::thread::sleep(wait);
+            // The first open waits for tutti to open the device.
+            let first = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+            let mut pipe = Pipe {
+                path: fifo,
+                file: Some(first),
+                done: done_rx,
+            };
+            for step in steps {
+                let bytes = match step {
+                    Ok(bytes) => bytes,
+                    Err(pause) => {
+                        std::thread::sleep(pause);
+                        continue;
+                    }
+                };
+                let start = Instant::now();
+                for (i, chunk) in bytes.chunks(PERIOD * 4).enumerate() {
+                    if !pipe.write(chunk) {
+                        return; // the test is over
+                    }
+                    let due = Duration::from_secs_f64(
+                        (i + 1) as f64 * PERIOD as f64 / f64::from(RATE) / 4.0,
+                    );
+                    if let Some(wait) = due.checked_sub(start.elapsed()) {
+                        std::thread::sleep(wait);
+                    }
                 }
             }
-            let _ = done_rx.recv_timeout(Duration::from_secs(60));
+            let _ = pipe.done.recv_timeout(Duration::from_secs(60));
         })
     };
     let port = free_port().to_string();
@@ -137,44 +222,52 @@ fn capture_through_alsa(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let lines = Arc::new(Mutex::new(Vec::<serde_json::Value>::new()));
+    let log = Arc::new(Mutex::new(String::new()));
     let stdout = child.stdout.take().unwrap();
     let reader = {
         let lines = lines.clone();
         std::thread::spawn(move || {
             for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(l);
+                lines
+                    .lock()
+                    .unwrap()
+                    .push(serde_json::from_str(&l).unwrap());
             }
         })
     };
     let stderr = child.stderr.take().unwrap();
-    let log = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut s);
-        s
-    });
-    let got_all = wait_until(Duration::from_secs(60), || {
-        lines.lock().unwrap().len() >= windows
+    let logger = {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = log.lock().unwrap();
+                log.push_str(&l);
+                log.push('\n');
+            }
+        })
+    };
+    let finished = wait_until(Duration::from_secs(60), || {
+        done(&lines.lock().unwrap(), &log.lock().unwrap())
     });
     signal(&child, "TERM");
     let _ = done_tx.send(()); // close the FIFO so ALSA's read returns
     let status = wait_exit(&mut child, Duration::from_secs(20));
     feeder.join().unwrap();
     reader.join().unwrap();
-    let log = log.join().unwrap();
-    assert!(got_all, "too few windows; log:\n{log}");
+    logger.join().unwrap();
+    let log = log.lock().unwrap().clone();
+    assert!(finished, "never got there; log:\n{log}");
     assert!(status.success(), "exit {status}; log:\n{log}");
-    // Once the FIFO closes ALSA's file plugin races on unpaced, so only
-    // the time before SIGTERM must be free of lost audio.
+    let live = lines.lock().unwrap().clone();
+    (live, log)
+}
+
+/// Once the FIFO closes ALSA's file plugin races on unpaced, so only the
+/// time before SIGTERM must be free of lost audio.
+fn assert_nothing_lost(log: &str) {
     let before_stop = log.split("SIGTERM").next().unwrap();
     assert!(!before_stop.contains("lost"), "audio was lost:\n{log}");
-    let live = lines
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    (live, log)
 }
 
 #[test]
@@ -283,4 +376,43 @@ fn a_device_opened_at_the_models_rate_needs_no_resampling_by_tutti() {
         })
         .count();
     assert!(violin >= 4, "violin in only {violin} of 6 windows");
+}
+
+#[test]
+fn a_device_that_stops_delivering_is_reopened_and_windows_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcm = stereo_pcm();
+    let three_seconds = &pcm[..2 * 3 * RATE as usize];
+    let period = PERIOD.to_string();
+    // 3 s of audio, then 7 s of nothing (the stall limit is 5 s), then the
+    // whole recording.
+    let plan = [
+        Feed::Audio(three_seconds),
+        Feed::Pause(Duration::from_secs(7)),
+        Feed::Audio(&pcm),
+    ];
+    let (live, log) = capture_with_plan(
+        dir.path(),
+        &plan,
+        &["--period-frames", &period],
+        |live, log| log.contains("is back") && live.len() >= 8,
+    );
+    assert!(
+        log.contains("failed (no audio for 5 s); reopening"),
+        "{log}"
+    );
+    let seqs: Vec<u64> = live.iter().map(|d| d["seq"].as_u64().unwrap()).collect();
+    assert!(
+        seqs.iter().enumerate().all(|(i, &s)| s == i as u64),
+        "windows are numbered on across the reopening: {seqs:?}"
+    );
+    // The first 3 s make at most 3 windows; the rest came after reopening.
+    // (Right after it ALSA's file plugin may deliver a burst faster than
+    // real time, so lost audio is allowed here.)
+    let first = log.find("is back").unwrap();
+    assert!(
+        log[..first].contains("The first window is analysed"),
+        "{log}"
+    );
+    assert!(live.len() >= 8);
 }

@@ -64,6 +64,11 @@ impl Resampler {
     }
 
     /// The resampler's own delay, in output frames (trimmed from the start).
+    /// Input frames held until the next chunk is complete.
+    pub fn pending_frames(&self) -> usize {
+        self.pending.len()
+    }
+
     pub fn delay(&self) -> usize {
         self.inner.output_delay()
     }

@@ -43,8 +43,10 @@ pub enum MqttError {
 const MAX_IN_FLIGHT: usize = 64;
 const BACKOFF_FIRST: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
-/// How often pending work is retried and the outbox cursor saved.
+/// How often work the client did not take yet is offered again.
 const TICK: Duration = Duration::from_millis(5);
+/// How often the outbox cursor is saved.
+const SAVE_EVERY: Duration = Duration::from_secs(1);
 /// How long a shutdown waits for the outbox to drain and `offline` to land.
 const FLUSH: Duration = Duration::from_secs(5);
 
@@ -313,7 +315,8 @@ impl Sink {
         tokio::pin!(shutdown);
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut saves = 0u32;
+        let mut save = tokio::time::interval(SAVE_EVERY);
+        save.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut failure = None;
         loop {
             tokio::select! {
@@ -339,12 +342,10 @@ impl Sink {
                         break;
                     }
                 },
-                _ = tick.tick() => {
-                    saves += 1;
-                    if saves % 200 == 0 {
-                        self.outbox.save_cursor()?;
-                    }
-                }
+                // Retries only while something waits to be handed over, so
+                // an idle sink does not wake every few milliseconds.
+                _ = tick.tick(), if self.work_waiting() => {}
+                _ = save.tick() => self.outbox.save_cursor()?,
             }
             self.pump()?;
         }
@@ -564,6 +565,14 @@ impl Sink {
 
     /// Hands the client what it will take: control messages first, then
     /// detections from the outbox, in order.
+    /// Whether `pump` has something to hand the client.
+    fn work_waiting(&self) -> bool {
+        self.connected
+            && (!self.control.is_empty()
+                || self.peeked.is_some()
+                || (self.detections.len() < MAX_IN_FLIGHT && self.sent_upto < self.outbox.end()))
+    }
+
     fn pump(&mut self) -> Result<(), MqttError> {
         if !self.connected {
             return Ok(());
