@@ -47,6 +47,19 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
 
 
+def thread_seconds(pid):
+    """CPU seconds per thread name (tutti names its threads)."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        out[name] = out.get(name, 0) + (int(fields[11]) + int(fields[12])) / TICK
+    return out
+
+
 def status_kib(pid, key):
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(key + ":"):
@@ -129,8 +142,10 @@ def run_one(args, name, wav, port, broker_pid, dir):
     # Start-up (model load, first window) is not steady state.
     time.sleep(args.warmup)
     t0, c0, b0 = time.monotonic(), cpu_seconds(tutti.pid), cpu_seconds(broker_pid)
+    th0 = thread_seconds(tutti.pid)
     time.sleep(args.seconds)
     t1, c1, b1 = time.monotonic(), cpu_seconds(tutti.pid), cpu_seconds(broker_pid)
+    th1 = thread_seconds(tutti.pid)
     hwm = status_kib(tutti.pid, "VmHWM")
     tutti.send_signal(signal.SIGTERM)
     tutti.wait(timeout=20)
@@ -151,6 +166,8 @@ def run_one(args, name, wav, port, broker_pid, dir):
         "input": name,
         "windows": len(latencies),
         "cpu_pct": 100 * (c1 - c0) / wall,
+        "threads": {n: 100 * (th1[n] - th0.get(n, 0)) / wall for n in th1
+                    if th1[n] - th0.get(n, 0) > 0},
         "broker_cpu_pct": 100 * (b1 - b0) / wall,
         "p50_ms": percentile(latencies, 50),
         "p99_ms": percentile(latencies, 99),
@@ -193,6 +210,11 @@ def main():
         print(f"{r['input']:<17}{r['windows']:>8}{r['cpu_pct']:>8.2f}"
               f"{r['broker_cpu_pct']:>10.2f}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}"
               f"{r['read_p50_ms']:>10.1f}{r['read_p99_ms']:>10.1f}{r['peak_rss_mb']:>8.1f} MB")
+    print("CPU % per thread (tutti = main thread: MQTT and outbox; tutti-file = the file "
+          "source, a microphone's stand-in; tutti-worker = windows, features, model):")
+    for r in rows:
+        parts = ", ".join(f"{n} {v:.2f}" for n, v in sorted(r["threads"].items()))
+        print(f"  {r['input']:<17}{parts}")
     return 0
 
 
