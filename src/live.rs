@@ -28,6 +28,8 @@ const RESAMPLER_CHUNK: usize = 8192;
 /// a few times per window rather than polling.
 const IDLE_MIN: Duration = Duration::from_millis(1);
 const IDLE_MAX: Duration = Duration::from_millis(100);
+/// How often the worker looks for the first (or next) capture segment.
+const SEGMENT_WAIT: Duration = Duration::from_millis(10);
 
 /// One analysed window, ready for the sinks.
 #[derive(Debug, Clone)]
@@ -188,14 +190,16 @@ impl Analyzer {
 
     /// Input frames still to come before the next window is complete: what
     /// the windower lacks, and with a resampler the rest of its chunk plus
-    /// the further whole chunks that the missing output needs.
+    /// the further whole chunks that the missing output (and, at the start,
+    /// the output dropped for the filter's delay) needs.
     pub fn input_frames_missing(&self) -> u64 {
         let missing = self.windower.samples_missing();
         match &self.resampler {
             None => missing,
             Some(r) => {
                 let (cin, cout) = r.chunk_sizes();
-                let chunks = missing.div_ceil(cout as u64).max(1);
+                let out = missing + r.pending_skip() as u64;
+                let chunks = out.div_ceil(cout as u64).max(1);
                 (cin - r.pending_frames().min(cin)) as u64 + (chunks - 1) * cin as u64
             }
         }
@@ -276,7 +280,7 @@ impl Worker {
                 if ended {
                     return Ok(());
                 }
-                std::thread::sleep(IDLE_MIN * 10);
+                std::thread::sleep(SEGMENT_WAIT);
                 continue;
             };
             let ch = usize::from(seg.format.channels.max(1));
@@ -431,6 +435,51 @@ impl Emitter<'_> {
                 device: source.to_string(),
                 reason,
             }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The worker sleeps for `input_frames_missing` frames' worth of time:
+    /// one frame fewer must never complete a window, and that many must.
+    #[test]
+    fn input_frames_missing_is_exactly_when_the_next_window_completes() {
+        for (rate, channels) in [(22_050, 1u16), (44_100, 2), (48_000, 2)] {
+            let format = Format {
+                sample_rate: rate,
+                channels,
+            };
+            let spec = WindowSpec::from_seconds(22_050, 2.0, 0.5).unwrap();
+            let mut a = Analyzer::new(format, Channel::Mix, spec, "seed26", "test").unwrap();
+            let ch = usize::from(channels);
+            // A 440 Hz tone, fed in pieces no longer than CHUNK_FRAMES.
+            let mut t = 0usize;
+            let mut feed = |a: &mut Analyzer, frames: usize| -> usize {
+                let mut windows = 0;
+                let mut left = frames;
+                while left > 0 {
+                    let n = left.min(CHUNK_FRAMES);
+                    let piece: Vec<f32> = (t..t + n)
+                        .flat_map(|i| {
+                            let v = (i as f32 * 440.0 * std::f32::consts::TAU / rate as f32).sin();
+                            std::iter::repeat_n(0.3 * v, ch)
+                        })
+                        .collect();
+                    t += n;
+                    a.process(&piece, &mut |_, _| windows += 1).unwrap();
+                    left -= n;
+                }
+                windows
+            };
+            for k in 0..6 {
+                let missing = a.input_frames_missing() as usize;
+                assert!(missing > 0);
+                assert_eq!(feed(&mut a, missing - 1), 0, "{rate} Hz, window {k}: early");
+                assert!(feed(&mut a, 1) >= 1, "{rate} Hz, window {k}: late");
+            }
         }
     }
 }

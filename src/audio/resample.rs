@@ -69,6 +69,12 @@ impl Resampler {
         self.pending.len()
     }
 
+    /// Output frames still to be dropped for the filter's delay (at the
+    /// start of a stream).
+    pub fn pending_skip(&self) -> usize {
+        self.to_skip
+    }
+
     pub fn delay(&self) -> usize {
         self.inner.output_delay()
     }
