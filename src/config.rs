@@ -599,9 +599,13 @@ fn device_id_from(hostname: &str) -> String {
 
 /// This machine's host name, as the kernel reports it.
 pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
+    // uname(2), not /proc/sys/kernel/hostname: the systemd unit hides
+    // /proc/sys (ProcSubset=pid).
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .trim()
+        .to_string()
 }
 
 #[cfg(test)]
@@ -703,6 +707,13 @@ mod tests {
         std::fs::write(&file, "[input]\ndevice = \"a\"\n[mqtt\n").unwrap();
         let e = Layers::default().file(&file, true).unwrap_err().to_string();
         assert!(e.contains("tutti.toml: line 3, column 6"), "{e}");
+    }
+
+    #[test]
+    fn the_host_name_comes_from_uname_as_the_kernel_has_it() {
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        assert_eq!(hostname(), kernel.trim());
+        assert!(!hostname().is_empty());
     }
 
     #[test]
