@@ -68,8 +68,8 @@ pub struct WindowInfo {
     /// window is zeros.
     pub padded: bool,
     /// One past the last stream sample the window's features read: its
-    /// last frame is centred on the window's end, so this lies half a
-    /// frame past `start_sample + length`.
+    /// last frame is centred within half a frame hop of the window's end,
+    /// so this lies about half a frame past `start_sample + length`.
     pub end_sample_read: u64,
 }
 

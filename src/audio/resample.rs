@@ -63,7 +63,6 @@ impl Resampler {
         )
     }
 
-    /// The resampler's own delay, in output frames (trimmed from the start).
     /// Input frames held until the next chunk is complete.
     pub fn pending_frames(&self) -> usize {
         self.pending.len()
@@ -75,6 +74,7 @@ impl Resampler {
         self.to_skip
     }
 
+    /// The resampler's own delay, in output frames (trimmed from the start).
     pub fn delay(&self) -> usize {
         self.inner.output_delay()
     }
