@@ -1,18 +1,25 @@
 //! Streaming sample-rate conversion with `rubato`'s FFT resampler. The
 //! resampler's own delay is trimmed so that output sample `k` lines up with
 //! time `k / target_rate`, and the tail is flushed so no audio is lost.
+//!
+//! It works in f64 and rounds its output to f32. rubato's FFT takes the
+//! machine's SIMD path (AVX on x86, NEON on ARM), and the two round
+//! differently: in f32 that changed most windows' features in the 7th digit
+//! between x86 and ARM. In f64 the differences are about 1e-15 of full
+//! scale, so nearly every sample rounds to the same f32; only very quiet
+//! samples (a decaying tail) still differ in their last bit now and then.
 
 use super::AudioError;
 use rubato::{FftFixedIn, Resampler as _};
 use std::path::{Path, PathBuf};
 
 pub struct Resampler {
-    inner: FftFixedIn<f32>,
+    inner: FftFixedIn<f64>,
     path: PathBuf,
     from: u32,
     to: u32,
-    pending: Vec<f32>,
-    out_buf: Vec<Vec<f32>>,
+    pending: Vec<f64>,
+    out_buf: Vec<Vec<f64>>,
     to_skip: usize,
     in_total: u64,
     out_total: u64,
@@ -31,7 +38,7 @@ impl Resampler {
         units += units % 2;
         let chunk = units * unit;
         let inner =
-            FftFixedIn::<f32>::new(from as usize, to as usize, chunk, 1, 1).map_err(|e| {
+            FftFixedIn::<f64>::new(from as usize, to as usize, chunk, 1, 1).map_err(|e| {
                 AudioError::Resample {
                     path: path.to_path_buf(),
                     from,
@@ -105,7 +112,7 @@ impl Resampler {
         out: &mut Vec<f32>,
     ) -> Result<(), AudioError> {
         self.in_total += input.len() as u64;
-        self.pending.extend_from_slice(input);
+        self.pending.extend(input.iter().map(|&x| f64::from(x)));
         loop {
             let need = self.inner.input_frames_next();
             if self.pending.len() < need {
@@ -131,7 +138,7 @@ impl Resampler {
             while self.out_total < expected {
                 let (_, produced) = self
                     .inner
-                    .process_partial_into_buffer(None::<&[&[f32]]>, &mut self.out_buf, None)
+                    .process_partial_into_buffer(None::<&[&[f64]]>, &mut self.out_buf, None)
                     .map_err(|e| self.error(e.to_string()))?;
                 self.emit(produced, out);
             }
@@ -146,7 +153,7 @@ impl Resampler {
     fn emit(&mut self, produced: usize, out: &mut Vec<f32>) {
         let skip = self.to_skip.min(produced);
         self.to_skip -= skip;
-        out.extend_from_slice(&self.out_buf[0][skip..produced]);
+        out.extend(self.out_buf[0][skip..produced].iter().map(|&x| x as f32));
         self.out_total += (produced - skip) as u64;
     }
 
