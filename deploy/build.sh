@@ -9,7 +9,7 @@
 # TOOLCHAIN=gcc it links with Debian's cross gcc instead: simpler, but the
 # binary then needs the build machine's glibc (2.35 on bookworm).
 # As root it installs what is missing. Binaries land in
-# target/<triple>/release/tutti; run one with `qemu-aarch64-static BINARY`
+# target/<triple>/release/tutti (or under $CARGO_TARGET_DIR); run one with `qemu-aarch64-static BINARY`
 # (no -L: the multiarch libraries are found by the normal loader paths).
 # Each binary is checked: no glibc symbol newer than $GLIBC_FLOOR (2.31 with
 # zig).
@@ -65,7 +65,7 @@ for arch in "$@"; do
     env "CARGO_TARGET_${var}_LINKER=$gnu-gcc" \
       cargo build --release --locked --target "$triple" --bin tutti
   fi
-  bin="target/$triple/release/tutti"
+  bin="${CARGO_TARGET_DIR:-target}/$triple/release/tutti"
   newest=$("$gnu-objdump" -T "$bin" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -n 1)
   echo "$bin: $(stat -c %s "$bin") bytes, needs glibc $newest, built in $(( $(date +%s) - start )) s"
   if [ "$(printf '%s\n%s\n' "$newest" "$floor" | sort -V | tail -n 1)" != "$floor" ]; then

@@ -15,6 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -gt 0 ] || set -- amd64 arm64 armhf
 profile=${PROFILE:-release}
+target_dir=${CARGO_TARGET_DIR:-target}
 export PATH="$PWD/target/tools/venv/bin:$PWD/target/tools/bin:$PATH"
 deploy/tools.sh
 version_args=()
@@ -28,11 +29,16 @@ for deb in "$@"; do
   esac
   if [ "$profile" = recipe ]; then
     [ "$deb" = amd64 ] || { echo "package.sh: PROFILE=recipe is for amd64 only" >&2; exit 2; }
-    cargo build --profile recipe --locked --bin tutti
+    # The recipe build as it is, if it is current (CI's training step made
+    # it with the synth feature; a build without it would recompile).
+    bin=$target_dir/recipe/tutti
+    if [ ! -x "$bin" ] || [ -n "$(find src Cargo.toml Cargo.lock -newer "$bin" | head -n 1)" ]; then
+      cargo build --profile recipe --locked --bin tutti
+    fi
     # Unstripped: cargo-deb strips it with this machine's strip.
     args=(--profile recipe)
   else
-    bin=target/$triple/release/tutti
+    bin=$target_dir/$triple/release/tutti
     if [ ! -x "$bin" ] || [ -n "$(find src Cargo.toml Cargo.lock -newer "$bin" | head -n 1)" ]; then
       deploy/build.sh "$arch"
     fi
@@ -41,7 +47,6 @@ for deb in "$@"; do
   fi
   made=$(cargo deb --no-build "${args[@]}" "${version_args[@]}" 2>&1 | tail -n 1)
   [ -f "$made" ] || { echo "package.sh: cargo deb failed for $deb: $made" >&2; exit 1; }
-  target_dir=$(dirname "$(dirname "$made")")
   mkdir -p "$target_dir/packages"
   out=$target_dir/packages/$(basename "$made")
   mv "$made" "$out"
