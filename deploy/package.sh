@@ -29,21 +29,20 @@ for deb in "$@"; do
   esac
   if [ "$profile" = recipe ]; then
     [ "$deb" = amd64 ] || { echo "package.sh: PROFILE=recipe is for amd64 only" >&2; exit 2; }
-    # The recipe build as it is, if it is current (CI's training step made
-    # it with the synth feature; a build without it would recompile).
+    # CI's training step made it, with the synth feature: a build without
+    # it would recompile, so a current one is taken as it is.
     bin=$target_dir/recipe/tutti
-    if [ ! -x "$bin" ] || [ -n "$(find src Cargo.toml Cargo.lock -newer "$bin" | head -n 1)" ]; then
-      cargo build --profile recipe --locked --bin tutti
-    fi
+    build=(cargo build --profile recipe --locked --bin tutti)
     # Unstripped: cargo-deb strips it with this machine's strip.
     args=(--profile recipe)
   else
     bin=$target_dir/$triple/release/tutti
-    if [ ! -x "$bin" ] || [ -n "$(find src Cargo.toml Cargo.lock -newer "$bin" | head -n 1)" ]; then
-      deploy/build.sh "$arch"
-    fi
+    build=(deploy/build.sh "$arch")
     # Stripped by the release profile already.
     args=(--target "$triple" --no-strip)
+  fi
+  if [ ! -x "$bin" ] || [ -n "$(find src Cargo.toml Cargo.lock -newer "$bin" | head -n 1)" ]; then
+    "${build[@]}"
   fi
   made=$(cargo deb --no-build "${args[@]}" "${version_args[@]}" 2>&1 | tail -n 1)
   [ -f "$made" ] || { echo "package.sh: cargo deb failed for $deb: $made" >&2; exit 1; }
