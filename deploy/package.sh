@@ -18,6 +18,7 @@ profile=${PROFILE:-release}
 target_dir=${CARGO_TARGET_DIR:-target}
 export PATH="$PWD/target/tools/venv/bin:$PWD/target/tools/bin:$PATH"
 deploy/tools.sh
+command -v file >/dev/null || { echo "package.sh: needs file(1) to check the binaries: apt-get install file" >&2; exit 1; }
 version_args=()
 [ -z "${DEB_VERSION:-}" ] || version_args=(--deb-version "$DEB_VERSION")
 for deb in "$@"; do
