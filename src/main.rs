@@ -43,7 +43,8 @@ enum Command {
     /// in the MusicNet layout into an NPZ file for training.
     Features {
         path: PathBuf,
-        /// Feature set.
+        /// Feature set: seed26 (the seed study's 26 means) or timbre98
+        /// (means and deviations of MFCC, deltas, chroma, contrast).
         #[arg(long, default_value = "seed26")]
         set: String,
         /// Output NPZ file (required for a dataset directory).

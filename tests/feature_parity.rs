@@ -1,7 +1,17 @@
-//! Every `seed26` feature of every fixture matches librosa (values rendered
-//! by `models/train/make_feature_fixtures.py`) within 1e-3 relative; values
-//! near zero are compared absolutely, at 1e-3 of the feature's largest
-//! magnitude over all fixtures.
+//! Every feature of every set, on every fixture, matches librosa (values
+//! rendered by `models/train/make_feature_fixtures.py`) within 1e-3
+//! relative; values near zero are compared absolutely, at 1e-3 of the
+//! feature's largest magnitude over all fixtures.
+//!
+//! Two kinds of value are ill-conditioned, and get a wider allowance that
+//! the fixture file justifies:
+//! - where librosa's own value moves by more than that when the audio moves
+//!   by 1e-6 of its RMS (the fixture's `sensitivity`, largest of three
+//!   perturbations), the allowance is that move: the spectral contrast of a
+//!   pure tone averages near-empty FFT bins, which two correct FFTs fill
+//!   with different rounding noise;
+//! - a deviation (`X_stdN`) may be off by 1e-6 of its mean (`X_meanN`): the
+//!   deviation of a constant is float32 noise of the constant.
 
 use std::path::Path;
 use tutti::audio::MonoStream;
@@ -10,16 +20,34 @@ use tutti::window::{WindowSpec, Windower};
 
 #[test]
 fn seed26_matches_librosa_on_every_fixture() {
+    matches_librosa("seed26");
+}
+
+#[test]
+fn timbre98_matches_librosa_on_every_fixture() {
+    matches_librosa("timbre98");
+}
+
+fn matches_librosa(set: &str) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/features");
-    let expected: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("librosa_seed26.json")).unwrap())
-            .unwrap();
+    let expected: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join(format!("librosa_{set}.json"))).unwrap(),
+    )
+    .unwrap();
     let sr = expected["sample_rate"].as_u64().unwrap() as u32;
     let spec = WindowSpec::from_seconds(sr, 2.0, 0.5).unwrap();
-    let mut windower = Windower::new(spec, feature_set("seed26", sr).unwrap());
+    let mut windower = Windower::new(spec, feature_set(set, sr).unwrap());
     let names = windower.feature_set().feature_names().to_vec();
     let fixtures = expected["fixtures"].as_object().unwrap();
     assert!(fixtures.len() >= 8, "fixtures missing");
+    // Every feature librosa has is checked, and nothing else exists.
+    let first = fixtures.values().next().unwrap().as_object().unwrap();
+    assert_eq!(first.len(), names.len(), "{set}: feature count");
+    let sensitivity = |fixture: &str, name: &str| {
+        expected["sensitivity"][fixture][name]
+            .as_f64()
+            .unwrap_or(0.0)
+    };
 
     // Scale of each feature over all fixtures, for the near-zero rule.
     let scale: Vec<f64> = names
@@ -63,7 +91,14 @@ fn seed26_matches_librosa_on_every_fixture() {
                 .unwrap_or_else(|| panic!("{fixture}: no {name}"));
             let g = f64::from(got[i]);
             let err = (g - w).abs();
-            let tol = 1e-3 * w.abs().max(scale[i] * 1e-3).max(f64::MIN_POSITIVE);
+            let of_mean = want[name.replace("_std", "_mean")]
+                .as_f64()
+                .filter(|_| name.contains("_std"))
+                .map_or(0.0, |m| 1e-6 * m.abs());
+            let tol = (1e-3 * w.abs().max(scale[i] * 1e-3))
+                .max(sensitivity(fixture, name))
+                .max(of_mean)
+                .max(f64::MIN_POSITIVE);
             worst = worst.max(err / tol);
             if err > tol {
                 failures.push(format!(
@@ -78,5 +113,5 @@ fn seed26_matches_librosa_on_every_fixture() {
         failures.len(),
         failures.join("\n")
     );
-    eprintln!("worst error is {worst:.2} of its tolerance");
+    eprintln!("{set}: worst error is {worst:.2} of its tolerance");
 }

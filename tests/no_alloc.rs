@@ -57,6 +57,15 @@ fn allocations_during(f: impl FnOnce()) -> usize {
 
 #[test]
 fn windows_and_features_allocate_nothing_in_steady_state() {
+    steady_state_allocates_nothing("seed26");
+}
+
+#[test]
+fn timbre98_allocates_nothing_in_steady_state() {
+    steady_state_allocates_nothing("timbre98");
+}
+
+fn steady_state_allocates_nothing(set: &str) {
     // The counter sees an allocation when there is one.
     assert_eq!(
         allocations_during(|| drop(std::hint::black_box(vec![1u8]))),
@@ -68,7 +77,7 @@ fn windows_and_features_allocate_nothing_in_steady_state() {
         .read_all()
         .unwrap();
     let spec = WindowSpec::from_seconds(22050, 2.0, 0.5).unwrap();
-    let mut windower = Windower::new(spec, feature_set("seed26", 22050).unwrap());
+    let mut windower = Windower::new(spec, feature_set(set, 22050).unwrap());
     let mut last = vec![0.0f32; windower.feature_set().len()];
     let windows = Cell::new(0usize);
     let mut keep = |_, f: &[f32]| -> Result<(), ()> {
@@ -92,7 +101,7 @@ fn windows_and_features_allocate_nothing_in_steady_state() {
     assert!(last.iter().all(|v| v.is_finite()));
     assert_eq!(
         allocations, 0,
-        "{allocations} allocations over {steady} windows"
+        "{set}: {allocations} allocations over {steady} windows"
     );
 }
 

@@ -3,7 +3,7 @@
 
 The Rust test `tests/feature_parity.rs` recomputes every feature of every
 fixture and compares it with the values written here, so `cargo test` needs no
-Python. Re-run this script only when a feature definition changes:
+Python. Re-run this script only when a feature set is added or changed:
 
     python models/train/make_feature_fixtures.py tests/fixtures/features
 """
@@ -35,6 +35,42 @@ def seed26(y):
     return {k: float(v) for k, v in feats.items()}
 
 
+def timbre98(y):
+    """Means and deviations over frames of MFCC, their deltas, 12 chroma
+    bins, spectral contrast and six spectral scalars; librosa defaults."""
+    feats = {}
+    mfcc = librosa.feature.mfcc(y=y, sr=SR, n_mfcc=20)
+    delta = librosa.feature.delta(mfcc)
+    for stat, rows in (("mfcc_mean", np.mean(mfcc, axis=1)), ("mfcc_std", np.std(mfcc, axis=1)),
+                       ("mfcc_delta_std", np.std(delta, axis=1))):
+        for i, v in enumerate(rows, start=1):
+            feats[f"{stat}{i}"] = v
+    chroma = librosa.feature.chroma_stft(y=y, sr=SR, tuning=0.0)
+    for name, v in zip(["c", "c#", "d", "d#", "e", "f", "f#", "g", "g#", "a", "a#", "b"],
+                       np.mean(chroma, axis=1)):
+        feats[f"chroma_{name}"] = v
+    contrast = librosa.feature.spectral_contrast(y=y, sr=SR)
+    for stat, rows in (("contrast_mean", np.mean(contrast, axis=1)),
+                       ("contrast_std", np.std(contrast, axis=1))):
+        for i, v in enumerate(rows, start=1):
+            feats[f"{stat}{i}"] = v
+    scalars = {
+        "rms": librosa.feature.rms(y=y),
+        "zcr": librosa.feature.zero_crossing_rate(y),
+        "centroid": librosa.feature.spectral_centroid(y=y, sr=SR),
+        "bandwidth": librosa.feature.spectral_bandwidth(y=y, sr=SR),
+        "rolloff": librosa.feature.spectral_rolloff(y=y, sr=SR),
+        "flatness": librosa.feature.spectral_flatness(y=y),
+    }
+    for name, frames in scalars.items():
+        feats[f"{name}_mean"] = np.mean(frames)
+        feats[f"{name}_std"] = np.std(frames)
+    return {k: float(v) for k, v in feats.items()}
+
+
+SETS = {"seed26": seed26, "timbre98": timbre98}
+
+
 def signals():
     rng = np.random.default_rng(7)
     t = np.arange(N) / SR
@@ -54,11 +90,20 @@ def signals():
     yield "short_0_7s", 0.5 * np.sin(2 * np.pi * 660 * t[: int(0.7 * SR)])
 
 
+def perturbation(y, name):
+    """Gaussian noise at 1e-6 of the clip's RMS (a few float32 roundings of
+    an FFT's every bin), on the samples that are not digital silence
+    (rounding leaves silence silent)."""
+    rng = np.random.default_rng(sum(map(ord, name)))
+    rms = np.sqrt(np.mean(np.square(y, dtype=np.float64)))
+    return (1e-6 * rms * rng.standard_normal(len(y)) * (y != 0)).astype(np.float32)
+
+
 def main(out_dir):
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    expected = {"librosa": librosa.__version__, "sample_rate": SR, "feature_set": "seed26",
-                "pinned": {"tuning": 0.0}, "fixtures": {}}
+    expected = {name: {"librosa": librosa.__version__, "sample_rate": SR, "feature_set": name,
+                       "pinned": {"tuning": 0.0}, "fixtures": {}} for name in SETS}
     for name, y in signals():
         path = out / f"{name}.wav"
         sf.write(path, y.astype(np.float32), SR, subtype="PCM_16")
@@ -67,9 +112,21 @@ def main(out_dir):
         y16, _ = sf.read(path, dtype="float32")
         window = np.zeros(N, dtype=np.float32)
         window[: min(N, len(y16))] = y16[:N]
-        expected["fixtures"][name] = seed26(window)
-    (out / "librosa_seed26.json").write_text(json.dumps(expected, indent=1) + "\n")
-    print(f"wrote {len(expected['fixtures'])} fixtures to {out}")
+        for set_name, features in SETS.items():
+            clean = features(window)
+            expected[set_name]["fixtures"][name] = clean
+            if set_name != "seed26":
+                # How far librosa itself moves when the audio moves by
+                # rounding noise: features such as the spectral contrast of a
+                # pure tone measure near-empty bins, where two correct FFTs
+                # differ by more than 1e-3. The test allows the largest
+                # change of three such perturbations.
+                noisy = [features(window + perturbation(window, f"{name}{i}")) for i in range(3)]
+                expected[set_name].setdefault("sensitivity", {})[name] = {
+                    k: max(abs(n[k] - v) for n in noisy) for k, v in clean.items()}
+    for set_name, table in expected.items():
+        (out / f"librosa_{set_name}.json").write_text(json.dumps(table, indent=1) + "\n")
+    print(f"wrote {len(expected['seed26']['fixtures'])} fixtures for {', '.join(SETS)} to {out}")
 
 
 if __name__ == "__main__":

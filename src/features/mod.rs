@@ -6,11 +6,14 @@
 //! features computed by this very code, so training and serving agree.
 
 mod filters;
+mod frame;
 mod seed26;
 mod spectrum;
+mod timbre98;
 
 pub use seed26::Seed26;
 pub use spectrum::FrameSpectrum;
+pub use timbre98::Timbre98;
 
 use std::ops::Range;
 
@@ -63,11 +66,18 @@ struct SetEntry {
     build: fn() -> Box<dyn FeatureSet>,
 }
 
-const SETS: &[SetEntry] = &[SetEntry {
-    name: seed26::NAME,
-    sample_rate: seed26::SAMPLE_RATE,
-    build: || Box::new(Seed26::new()),
-}];
+const SETS: &[SetEntry] = &[
+    SetEntry {
+        name: seed26::NAME,
+        sample_rate: seed26::SAMPLE_RATE,
+        build: || Box::new(Seed26::new()),
+    },
+    SetEntry {
+        name: timbre98::NAME,
+        sample_rate: timbre98::SAMPLE_RATE,
+        build: || Box::new(Timbre98::new()),
+    },
+];
 
 /// Names of every feature set this build knows.
 pub fn set_names() -> Vec<&'static str> {
