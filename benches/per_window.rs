@@ -1,6 +1,6 @@
-//! Cost of one 2-second window: seed26 features (alone, and in a stream at
-//! the default 0.5 s hop, where overlapping windows share frames), and the
-//! shipped model. Run: cargo bench --bench per_window
+//! Cost of one 2-second window: each feature set's features (alone, and in
+//! a stream at the default 0.5 s hop, where overlapping windows share
+//! frames), and the shipped model. Run: cargo bench --bench per_window
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use std::path::Path;
@@ -16,35 +16,43 @@ fn per_window(c: &mut Criterion) {
         .read_all()
         .unwrap();
     let spec = WindowSpec::from_seconds(22050, 2.0, 0.5).unwrap();
-    let mut windower = Windower::new(spec, feature_set("seed26", 22050).unwrap());
-    let mut feats = vec![0.0f32; windower.feature_set().len()];
-    let mut keep = |_, f: &[f32]| -> Result<(), ()> {
-        feats.copy_from_slice(f);
-        Ok(())
-    };
-    c.bench_function("features seed26, one isolated 2 s window", |b| {
-        b.iter(|| {
-            windower.reset();
-            windower
-                .push(black_box(&audio[..44100]), &mut keep)
-                .unwrap();
-            windower.finish(&mut keep).unwrap();
-        })
-    });
-    // A stream: each 0.5 s pushed completes one window.
-    windower.reset();
-    let mut at = 0;
-    c.bench_function("features seed26, per window in a stream (hop 0.5 s)", |b| {
-        b.iter(|| {
-            if at + spec.hop > audio.len() {
-                at = 0;
+    let mut feats = vec![];
+    for set in ["seed26", "timbre98"] {
+        let mut windower = Windower::new(spec, feature_set(set, 22050).unwrap());
+        let mut keep = |_, f: &[f32]| -> Result<(), ()> {
+            if set == "seed26" {
+                feats.clear();
+                feats.extend_from_slice(f);
             }
-            windower
-                .push(black_box(&audio[at..at + spec.hop]), &mut keep)
-                .unwrap();
-            at += spec.hop;
-        })
-    });
+            Ok(())
+        };
+        c.bench_function(&format!("features {set}, one isolated 2 s window"), |b| {
+            b.iter(|| {
+                windower.reset();
+                windower
+                    .push(black_box(&audio[..44100]), &mut keep)
+                    .unwrap();
+                windower.finish(&mut keep).unwrap();
+            })
+        });
+        // A stream: each 0.5 s pushed completes one window.
+        windower.reset();
+        let mut at = 0;
+        c.bench_function(
+            &format!("features {set}, per window in a stream (hop 0.5 s)"),
+            |b| {
+                b.iter(|| {
+                    if at + spec.hop > audio.len() {
+                        at = 0;
+                    }
+                    windower
+                        .push(black_box(&audio[at..at + spec.hop]), &mut keep)
+                        .unwrap();
+                    at += spec.hop;
+                })
+            },
+        );
+    }
     let model = Model::load(&root.join("models/tutti.json")).unwrap();
     let mut scores = vec![];
     c.bench_function("model (scaler, PCA, forest in tract), one window", |b| {

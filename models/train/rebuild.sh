@@ -4,7 +4,8 @@
 # models/tutti.onnx + models/tutti.json + models/README.md, and refreshes the
 # model parity fixture. Settings come from the environment:
 #   CLIPS (per SoundFont, default 1500)  CLIP_SECONDS (10)  TREES (60)
-#   MIN_SAMPLES_SPLIT (30)
+#   MIN_SAMPLES_SPLIT (30)  FEATURE_SET (seed26; `tutti features --help` lists them)
+#   PCA (components kept, 16)
 #   WORK (scratch dir, default work/)   OUT (model stem, default models/tutti)
 #   DATASET (use an existing MusicNet-layout directory instead of rendering)
 set -euo pipefail
@@ -13,6 +14,8 @@ CLIPS=${CLIPS:-1500}
 CLIP_SECONDS=${CLIP_SECONDS:-10}
 TREES=${TREES:-60}
 MIN_SAMPLES_SPLIT=${MIN_SAMPLES_SPLIT:-30}
+FEATURE_SET=${FEATURE_SET:-seed26}
+PCA=${PCA:-16}
 WORK=${WORK:-work}
 OUT=${OUT:-models/tutti}
 PARITY=${PARITY:-tests/fixtures/model_parity.json}
@@ -46,9 +49,9 @@ if [ -z "${DATASET:-}" ]; then
   "$BIN/tutti-synth" "${sf_args[@]}" --avoid TimGM6mb=viola --clips "$CLIPS" --seconds "$CLIP_SECONDS" --out "$DATASET"
 fi
 
-step "Computing features of $DATASET"
-"$BIN/tutti" features "$DATASET" --out "$WORK/features.npz"
+step "Computing $FEATURE_SET features of $DATASET"
+"$BIN/tutti" features "$DATASET" --set "$FEATURE_SET" --out "$WORK/features.npz"
 
 step "Training"
 .venv/bin/python models/train/train.py "$WORK/features.npz" --out "$OUT" --parity "$PARITY" \
-  --card "$CARD" --trees "$TREES" --min-samples-split "$MIN_SAMPLES_SPLIT"
+  --card "$CARD" --trees "$TREES" --min-samples-split "$MIN_SAMPLES_SPLIT" --pca "$PCA"

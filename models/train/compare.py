@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Compare feature sets (or PCA sizes) on the same rendered data, in and out
+of the SoundFont family they were trained on.
+
+Each NPZ is one `tutti features DATASET --set NAME --out FILE` of the same
+dataset rendered by `tutti-synth` (its metadata.csv gives each recording's
+SoundFont). For every NPZ and every PCA size, three experiments run the
+shipped recipe (StandardScaler -> PCA -> multi-label random forest,
+per-instrument thresholds chosen on validation recordings of the training
+data):
+
+- in-distribution: fit on the train split, test on the test split (held-out
+  recordings, same SoundFonts);
+- A -> B for each ordered pair of sample families (SoundFonts that share
+  samples, `--family`): fit on A's train split, test on every window of B,
+  whose timbres the model never heard.
+
+With `--room`, one more NPZ per feature file holds the same dataset
+rendered again with `tutti-synth --room 1` (the same music, played into
+rooms with noise); every model, still fitted on clean audio, is then also
+tested on the room versions of its test windows.
+
+    python models/train/compare.py work/seed26.npz work/timbre98.npz --pca 16 32
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.model_selection import GroupShuffleSplit
+from sklearn.preprocessing import StandardScaler
+
+sys.path.insert(0, str(Path(__file__).parent))
+from train import choose_thresholds, fit_forest, load, metrics, proba  # noqa: E402
+
+
+# The Debian SoundFonts' sample families (../shared/facts/training-audio.md).
+FAMILIES = ["FluidR3_GM,MuseScore_General_Full", "TimGM6mb,sf_GMbank"]
+
+
+def experiments(rec, split, meta, families):
+    """(name, fit-pool indices, test indices) for the dataset."""
+    ids = meta["recordings"]
+    font_of = {k: v.get("soundfont", "?") for k, v in meta["metadata"].items()}
+    font = np.array([font_of.get(ids[r], "?") for r in rec])
+    out = [("in-distribution", np.where(split == 0)[0], np.where(split == 1)[0])]
+    groups = []
+    for fam in families:
+        members = [f for f in fam.split(",") if f in set(font)]
+        if members:
+            groups.append(("+".join(members), np.isin(font, members)))
+    for a, in_a in groups:
+        for b, in_b in groups:
+            if a != b:
+                out.append((f"{a} -> {b}", np.where((split == 0) & in_a)[0], np.where(in_b)[0]))
+    return out
+
+
+def run(x, y, rec, pool, test, n_pca, args, x_room=None):
+    gss = GroupShuffleSplit(n_splits=1, test_size=args.validation, random_state=args.seed)
+    fit_i, val_i = next(gss.split(x[pool], groups=rec[pool]))
+    fit, val = pool[fit_i], pool[val_i]
+    t0 = time.time()
+    scaler = StandardScaler().fit(x[fit])
+    if n_pca:
+        pca = PCA(n_components=n_pca, random_state=args.seed).fit(scaler.transform(x[fit]))
+        z = lambda i: pca.transform(scaler.transform(x[i])).astype(np.float32)
+        lost = 1.0 - float(np.sum(pca.explained_variance_ratio_))
+    else:
+        z = lambda i: scaler.transform(x[i]).astype(np.float32)
+        lost = 0.0
+    rf = fit_forest(z(fit), y[fit], args)
+    seconds = time.time() - t0
+    thresholds = choose_thresholds(y[val], proba(rf, z(val)))
+    labels = [str(k) for k in range(y.shape[1])]
+    room = None
+    if x_room is not None:
+        z_room = scaler.transform(x_room[test])
+        if n_pca:
+            z_room = pca.transform(z_room)
+        room = metrics(y[test], proba(rf, z_room.astype(np.float32)), thresholds, labels)
+    return metrics(y[test], proba(rf, z(test)), thresholds, labels), room, seconds, lost
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("features", nargs="+", help="NPZ files written by `tutti features`")
+    ap.add_argument("--pca", type=int, nargs="+", default=[16],
+                    help="PCA sizes to try; 0 = no PCA (the forest sees the scaled features)")
+    ap.add_argument("--trees", type=int, default=60)
+    ap.add_argument("--max-depth", type=int, default=None)
+    ap.add_argument("--min-samples-split", type=int, default=30)
+    ap.add_argument("--min-samples-leaf", type=int, default=1)
+    ap.add_argument("--validation", type=float, default=0.2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--family", action="append", default=None,
+                    help=f"comma-separated SoundFont stems that share samples; repeat (default: {FAMILIES})")
+    ap.add_argument("--room", nargs="+", default=None,
+                    help="the same dataset rendered with rooms, one NPZ per feature file, in the same order")
+    ap.add_argument("--out", help="also write the table (Markdown) here")
+    args = ap.parse_args()
+
+    if args.room and len(args.room) != len(args.features):
+        sys.exit("--room needs one NPZ per feature file")
+    rows = ["| feature set | PCA | variance lost | experiment | test windows | macro-F1 | micro-F1 | mAP "
+            "| macro-F1 mixtures | room: macro-F1 | room: mAP | fit s |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for n, path in enumerate(args.features):
+        x, y, rec, split, meta = load(path)
+        x_room = None
+        if args.room:
+            x_room, y_room, rec_room, _, meta_room = load(args.room[n])
+            if (meta_room["feature_set"] != meta["feature_set"] or not np.array_equal(y_room, y)
+                    or not np.array_equal(rec_room, rec)):
+                sys.exit(f"{args.room[n]}: not the same windows and labels as {path}")
+        for n_pca in args.pca:
+            if n_pca > x.shape[1]:
+                continue
+            for name, pool, test in experiments(rec, split, meta, args.family or FAMILIES):
+                m, room, seconds, lost = run(x, y, rec, pool, test, n_pca, args, x_room)
+                rm = (f"{room['macro_f1']} | {room['mAP']}") if room else "– | –"
+                rows.append(f"| {meta['feature_set']} | {n_pca or 'none'} | {100 * abs(lost):.1f} % | {name} "
+                            f"| {m['windows']} "
+                            f"| {m['macro_f1']} | {m['micro_f1']} | {m['mAP']} | {m['macro_f1_mixtures']} | {rm} "
+                            f"| {seconds:.0f} |")
+                print(rows[-1], flush=True)
+    table = "\n".join(rows) + "\n"
+    print("\n" + table)
+    if args.out:
+        Path(args.out).write_text(table)
+
+
+if __name__ == "__main__":
+    main()
