@@ -53,8 +53,9 @@ dpkg -i "$new" >/dev/null
 grep -q '^device = "plughw:1,0"' "$conf" || fail "the upgrade replaced the edited $conf"
 [ ! -e "$conf.dpkg-new" ] && [ ! -e "$conf.dpkg-old" ] || fail "the upgrade left $conf.dpkg-*"
 [ -s /var/lib/tutti/outbox.jsonl ] || fail "the upgrade lost the outbox"
-(cd / && /usr/bin/tutti config --config "$conf" | grep -q 'plughw:1,0') \
-  || fail "the upgraded tutti does not read the edited $conf"
+shown=$(cd / && /usr/bin/tutti config --config "$conf") \
+  || fail "the upgraded tutti refuses the edited $conf"
+grep -q 'plughw:1,0' <<<"$shown" || fail "the upgraded tutti does not read the edited $conf"
 
 echo "deb-check: removing"
 dpkg -r tutti >/dev/null

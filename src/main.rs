@@ -345,23 +345,25 @@ fn listen(a: ListenArgs) -> Result<ExitCode> {
 
 fn devices_cmd() -> Result<ExitCode> {
     let devices = tutti::capture::device::list()?;
+    let mut out = std::io::stdout().lock();
     if devices.is_empty() {
-        println!("No audio capture devices found. `tutti listen --input FILE.wav` analyses a recording instead.");
+        writeln!(out, "No audio capture devices found. `tutti listen --input FILE.wav` analyses a recording instead.")?;
         return Ok(ExitCode::SUCCESS);
     }
     for d in devices {
-        println!(
+        writeln!(
+            out,
             "{:>3}  {}{}\n     id: {}",
             d.index,
             d.name,
             if d.is_default { "  (default)" } else { "" },
             d.id
-        );
+        )?;
         if let Some(c) = d.default_config {
-            println!("     default: {c}");
+            writeln!(out, "     default: {c}")?;
         }
         for c in d.configs {
-            println!("     supports: {c}");
+            writeln!(out, "     supports: {c}")?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -376,8 +378,9 @@ fn config_cmd(path: Option<&Path>) -> Result<ExitCode> {
     layers.env(std::env::vars())?;
     let state = std::env::var("STATE_DIRECTORY").ok();
     let settings = layers.check(&config::hostname(), state.as_deref())?;
-    // Debug output masks the password.
-    println!("{settings:#?}");
+    // Debug output masks the password. A reader that stops early
+    // (`tutti config | grep -q …`) is not an error: see is_broken_pipe.
+    writeln!(std::io::stdout().lock(), "{settings:#?}")?;
     Ok(ExitCode::SUCCESS)
 }
 

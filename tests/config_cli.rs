@@ -75,3 +75,21 @@ fn bad_settings_give_one_line_naming_the_key() {
         "{err}"
     );
 }
+
+#[test]
+fn a_reader_that_stops_early_is_not_an_error() {
+    // `tutti config | grep -q device` closes the pipe after the first match;
+    // tutti must neither panic nor fail the pipeline.
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/tutti.toml");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tutti"))
+        .args(["config", "--config", example.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

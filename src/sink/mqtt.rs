@@ -421,10 +421,18 @@ impl Sink {
         self.summary.windows += 1;
         let line = payload::detection(record, &self.labels, &self.device_id, &self.model_id);
         if self.print {
-            println!(
-                "{}",
-                String::from_utf8_lossy(&payload::with_replayed(&line, false))
-            );
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let printed = out
+                .write_all(&payload::with_replayed(&line, false))
+                .and_then(|()| out.write_all(b"\n"))
+                .and_then(|()| out.flush());
+            if let Err(e) = printed {
+                // A closed pipe (`tutti listen --json | head`) must not
+                // take the daemon down: MQTT and the outbox go on.
+                log::warn!("Could not print detections on standard output ({e}); printing stops, publishing goes on.");
+                self.print = false;
+            }
         }
         self.outbox.append(&line)?;
         if self.outbox.dropped > 0 {
