@@ -2,9 +2,11 @@
 //! MusicNet layout, so `tutti features` reads them exactly as it reads the
 //! real MusicNet download. Built only with `--features synth`.
 //!
-//! Each clip plays 1–3 of the 11 instruments (random passages in each
-//! instrument's range, varied tempo, velocity, register and entries), and
-//! every note is written to the label file with MusicNet's columns.
+//! A clip is either a random passage (1–3 of the 11 instruments, each a
+//! walk through its range with varied tempo, velocity, register and
+//! entries) or, with `--scores`, an excerpt of a real score whose parts are
+//! given to instruments by playing range (see score.rs). Every note is
+//! written to the label file with MusicNet's columns.
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -21,6 +23,7 @@ use tutti::dataset::{LABEL_HEADER, LABEL_RATE};
 use tutti::instruments::{index_of_name, INSTRUMENTS};
 
 mod room;
+mod score;
 
 #[derive(Parser)]
 #[command(about = "Render labelled instrument clips from SoundFonts in the MusicNet layout")]
@@ -63,6 +66,14 @@ struct Args {
     /// same music with and without rooms.
     #[arg(long, default_value_t = 0.0)]
     room: f64,
+    /// Directory of MIDI files, one movement each with a part per track
+    /// (models/train/scores.py writes them from the music21 corpus). Clips
+    /// drawn from them are split by movement, never within one.
+    #[arg(long)]
+    scores: Option<PathBuf>,
+    /// Fraction of clips cut from --scores; the rest are random passages.
+    #[arg(long, default_value_t = 0.5, requires = "scores")]
+    score_fraction: f64,
 }
 
 const RATE: i32 = 44100;
@@ -204,6 +215,62 @@ fn render(
         .collect()
 }
 
+/// Scales `audio` so its peak is at a random level between -11 and -1 dBFS.
+fn normalise(rng: &mut StdRng, audio: &mut [f32]) {
+    let peak = audio.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    if peak > 0.0 {
+        let gain = rng.random_range(0.3..0.9) / peak;
+        audio.iter_mut().for_each(|x| *x *= gain);
+    }
+}
+
+/// Renders the voices of a score excerpt: each on its own channel, with
+/// its own dynamic level, a slow swell over phrases and a little jitter
+/// per note.
+fn render_score_clip(
+    rng: &mut StdRng,
+    synth: &mut Synthesizer,
+    voices: &[score::Voice],
+    seconds: f64,
+) -> (Vec<f32>, Vec<Note>) {
+    let (mut notes, mut events, mut parts) = (vec![], vec![], vec![]);
+    for (ch, v) in voices.iter().enumerate() {
+        let channel = ch as i32;
+        let program = INSTRUMENTS[v.instrument].program;
+        parts.push((channel, program));
+        let period = rng.random_range(3.0..9.0);
+        let phase = rng.random_range(0.0..std::f64::consts::TAU);
+        for &(start, end, key, beats, start_beat) in &v.notes {
+            let swell = 12.0 * (std::f64::consts::TAU * start / period + phase).sin();
+            let velocity = (v.velocity + swell as i32 + rng.random_range(-8..=8)).clamp(15, 127);
+            events.push(Event {
+                time: start,
+                channel,
+                key: i32::from(key),
+                velocity,
+            });
+            events.push(Event {
+                time: end,
+                channel,
+                key: i32::from(key),
+                velocity: 0,
+            });
+            notes.push(Note {
+                start,
+                end,
+                program,
+                key,
+                beats,
+                start_beat,
+            });
+        }
+    }
+    let mut audio = render(synth, seconds, &parts, &mut events);
+    normalise(rng, &mut audio);
+    notes.sort_by(|a, b| a.start.total_cmp(&b.start));
+    (audio, notes)
+}
+
 /// Composes the parts of `chosen` instruments and renders them, peak
 /// normalised to a random level between -11 and -1 dBFS.
 fn render_clip(
@@ -219,11 +286,7 @@ fn render_clip(
         parts.push((ch as i32, INSTRUMENTS[k].program));
     }
     let mut audio = render(synth, seconds, &parts, &mut events);
-    let peak = audio.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-    if peak > 0.0 {
-        let gain = rng.random_range(0.3..0.9) / peak;
-        audio.iter_mut().for_each(|x| *x *= gain);
-    }
+    normalise(rng, &mut audio);
     notes.sort_by(|a, b| a.start.total_cmp(&b.start));
     (audio, notes)
 }
@@ -303,11 +366,23 @@ fn main() -> Result<()> {
     if !(0.0..=1.0).contains(&args.room) {
         bail!("--room {}: expected a fraction in [0, 1]", args.room);
     }
+    if !(0.0..=1.0).contains(&args.score_fraction) {
+        bail!(
+            "--score-fraction {}: expected a fraction in [0, 1]",
+            args.score_fraction
+        );
+    }
+    let pieces = match &args.scores {
+        Some(dir) => score::load_dir(dir)?,
+        None => vec![],
+    };
+    let held_out = score::test_pieces(&pieces, args.test_fraction);
+    let mut used = [0usize; INSTRUMENTS.len()];
     for dir in ["train_data", "train_labels", "test_data", "test_labels"] {
         std::fs::create_dir_all(args.out.join(dir))
             .with_context(|| format!("creating {}", args.out.join(dir).display()))?;
     }
-    let mut meta = String::from("id,split,soundfont,instruments,rt60,snr_db\n");
+    let mut meta = String::from("id,split,soundfont,instruments,rt60,snr_db,piece\n");
     let bar = ProgressBar::new((args.clips * args.soundfonts.len()) as u64).with_style(
         ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} clips [{elapsed} < {eta}]")
             .unwrap(),
@@ -331,24 +406,52 @@ fn main() -> Result<()> {
             .to_string_lossy()
             .into_owned();
         bar.set_message(sf_name.clone());
+        let avoided: Vec<usize> = avoid
+            .iter()
+            .filter(|(stem, _)| *stem == sf_name)
+            .map(|(_, k)| *k)
+            .collect();
         for _ in 0..args.clips {
             id += 1;
-            let count = [1, 1, 2, 2, 3][rng.random_range(0..5)];
-            let mut chosen: Vec<usize> = vec![];
-            while chosen.len() < count {
-                let k = rng.random_range(0..INSTRUMENTS.len());
-                if !chosen.contains(&k)
-                    && !avoid.iter().any(|(stem, a)| *a == k && *stem == sf_name)
-                {
-                    chosen.push(k);
+            let mut from_score = None;
+            if !pieces.is_empty() && rng.random_bool(args.score_fraction) {
+                // A few tries: an excerpt can fall in a rest of every part.
+                for _ in 0..8 {
+                    let p = rng.random_range(0..pieces.len());
+                    let voices =
+                        score::excerpt(&mut rng, &pieces[p], args.seconds, &avoided, &mut used);
+                    if voices.iter().any(|v| !v.notes.is_empty()) {
+                        from_score = Some((p, voices));
+                        break;
+                    }
                 }
             }
-            let (mut audio, notes) =
-                render_clip(&mut rng, &mut synth, &chosen, args.seconds, false);
-            let split = if rng.random_bool(args.test_fraction) {
-                "test"
-            } else {
-                "train"
+            let (chosen, (mut audio, notes), split, piece) = match from_score {
+                Some((p, voices)) => {
+                    let mut chosen: Vec<usize> = voices.iter().map(|v| v.instrument).collect();
+                    chosen.sort_unstable();
+                    chosen.dedup();
+                    let clip = render_score_clip(&mut rng, &mut synth, &voices, args.seconds);
+                    let split = if held_out[p] { "test" } else { "train" };
+                    (chosen, clip, split, pieces[p].name.as_str())
+                }
+                None => {
+                    let count = [1, 1, 2, 2, 3][rng.random_range(0..5)];
+                    let mut chosen: Vec<usize> = vec![];
+                    while chosen.len() < count {
+                        let k = rng.random_range(0..INSTRUMENTS.len());
+                        if !chosen.contains(&k) && !avoided.contains(&k) {
+                            chosen.push(k);
+                        }
+                    }
+                    let clip = render_clip(&mut rng, &mut synth, &chosen, args.seconds, false);
+                    let split = if rng.random_bool(args.test_fraction) {
+                        "test"
+                    } else {
+                        "train"
+                    };
+                    (chosen, clip, split, "")
+                }
             };
             // Rooms draw from their own generator, so the music above is
             // the same whatever --room says.
@@ -365,7 +468,7 @@ fn main() -> Result<()> {
             let names: Vec<&str> = chosen.iter().map(|&k| INSTRUMENTS[k].name).collect();
             let _ = writeln!(
                 meta,
-                "{id},{split},{sf_name},{},{conditions}",
+                "{id},{split},{sf_name},{},{conditions},{piece}",
                 names.join(" ")
             );
             bar.inc(1);
