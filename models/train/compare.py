@@ -13,7 +13,12 @@ data):
   recordings, same SoundFonts);
 - A -> B for each ordered pair of sample families (SoundFonts that share
   samples, `--family`): fit on A's train split, test on every window of B,
-  whose timbres the model never heard.
+  whose timbres the model never heard;
+- when the dataset holds score excerpts (`tutti-synth --scores`), three
+  tests on the excerpts of held-out movements: fit on the whole train
+  split; fit on its random passages only; fit on a random draw of the whole
+  train split as large (in recordings) as the random passages, so the two
+  last differ only in what the training audio is.
 
 With `--room`, one more NPZ per feature file holds the same dataset
 rendered again with `tutti-synth --room 1` (the same music, played into
@@ -33,7 +38,7 @@ from sklearn.model_selection import GroupShuffleSplit
 from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, str(Path(__file__).parent))
-from train import choose_thresholds, fit_forest, load, metrics, proba  # noqa: E402
+from train import choose_thresholds, fit_forest, groups_of, load, metrics, proba  # noqa: E402
 
 
 # The Debian SoundFonts' sample families (../shared/facts/training-audio.md).
@@ -55,12 +60,23 @@ def experiments(rec, split, meta, families):
         for b, in_b in groups:
             if a != b:
                 out.append((f"{a} -> {b}", np.where((split == 0) & in_a)[0], np.where(in_b)[0]))
+    piece = np.array([bool(meta["metadata"].get(ids[r], {}).get("piece")) for r in rec])
+    held_out = np.where((split == 1) & piece)[0]
+    random_only = np.where((split == 0) & ~piece)[0]
+    if len(held_out) and len(random_only) and piece[split == 0].any():
+        train = np.where(split == 0)[0]
+        out.append(("all -> held-out scores", train, held_out))
+        out.append(("random passages -> held-out scores", random_only, held_out))
+        # As many recordings as the random passages, drawn from all of them.
+        recs = np.unique(rec[train])
+        keep = np.random.default_rng(0).choice(recs, size=len(np.unique(rec[random_only])), replace=False)
+        out.append(("same size, with scores -> held-out scores", train[np.isin(rec[train], keep)], held_out))
     return out
 
 
-def run(x, y, rec, pool, test, n_pca, args, x_room=None):
+def run(x, y, groups, pool, test, n_pca, args, x_room=None):
     gss = GroupShuffleSplit(n_splits=1, test_size=args.validation, random_state=args.seed)
-    fit_i, val_i = next(gss.split(x[pool], groups=rec[pool]))
+    fit_i, val_i = next(gss.split(x[pool], groups=groups[pool]))
     fit, val = pool[fit_i], pool[val_i]
     t0 = time.time()
     scaler = StandardScaler().fit(x[fit])
@@ -119,7 +135,7 @@ def main():
             if n_pca > x.shape[1]:
                 continue
             for name, pool, test in experiments(rec, split, meta, args.family or FAMILIES):
-                m, room, seconds, lost = run(x, y, rec, pool, test, n_pca, args, x_room)
+                m, room, seconds, lost = run(x, y, groups_of(rec, meta), pool, test, n_pca, args, x_room)
                 rm = (f"{room['macro_f1']} | {room['mAP']}") if room else "– | –"
                 rows.append(f"| {meta['feature_set']} | {n_pca or 'none'} | {100 * abs(lost):.1f} % | {name} "
                             f"| {m['windows']} "

@@ -7,6 +7,10 @@
 #   MIN_SAMPLES_SPLIT (30)  FEATURE_SET (seed26; `tutti features --help` lists them)
 #   PCA (components kept, 16)
 #   WORK (scratch dir, default work/)   OUT (model stem, default models/tutti)
+#   SCORES (directory of score MIDI, default $WORK/scores, exported from the
+#     music21 corpus by models/train/scores.py; SCORE_FRACTION=0 renders
+#     random passages only)  SCORE_FRACTION (0.5)  SCORE_COMPOSERS
+#     (bach haydn mozart beethoven)  PER_COMPOSER (movements each, 0 = all)
 #   DATASET (use an existing MusicNet-layout directory instead of rendering)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -20,6 +24,10 @@ WORK=${WORK:-work}
 OUT=${OUT:-models/tutti}
 PARITY=${PARITY:-tests/fixtures/model_parity.json}
 CARD=${CARD:-models/README.md}
+SCORES=${SCORES:-$WORK/scores}
+SCORE_FRACTION=${SCORE_FRACTION:-0.5}
+SCORE_COMPOSERS=${SCORE_COMPOSERS:-bach haydn mozart beethoven}
+PER_COMPOSER=${PER_COMPOSER:-0}
 SF_DIR=/usr/share/sounds/sf2
 SOUNDFONTS=("$SF_DIR/FluidR3_GM.sf2" "$SF_DIR/TimGM6mb.sf2")
 
@@ -42,10 +50,17 @@ BIN=target/recipe
 mkdir -p "$WORK"
 if [ -z "${DATASET:-}" ]; then
   DATASET="$WORK/dataset"
-  step "Rendering $CLIPS clips of ${CLIP_SECONDS}s per SoundFont into $DATASET"
-  rm -rf "$DATASET"
   sf_args=()
   for sf in "${SOUNDFONTS[@]}"; do sf_args+=(--soundfont "$sf"); done
+  if [ "$SCORE_FRACTION" != 0 ]; then
+    step "Exporting scores ($SCORE_COMPOSERS) from the music21 corpus into $SCORES"
+    # shellcheck disable=SC2086 # one word per composer
+    .venv/bin/python models/train/scores.py --out "$SCORES" --composers $SCORE_COMPOSERS \
+      --per-composer "$PER_COMPOSER"
+    sf_args+=(--scores "$SCORES" --score-fraction "$SCORE_FRACTION")
+  fi
+  step "Rendering $CLIPS clips of ${CLIP_SECONDS}s per SoundFont into $DATASET"
+  rm -rf "$DATASET"
   "$BIN/tutti-synth" "${sf_args[@]}" --avoid TimGM6mb=viola --clips "$CLIPS" --seconds "$CLIP_SECONDS" --out "$DATASET"
 fi
 

@@ -35,6 +35,14 @@ def load(path):
     return d["x"].astype(np.float32), d["y"].astype(np.int64), d["recording"], d["split"], meta
 
 
+def groups_of(rec, meta):
+    """Per window, what must not straddle fit and validation: its movement
+    for clips cut from a score (metadata `piece`), else its recording."""
+    ids = meta["recordings"]
+    md = meta.get("metadata", {})
+    return np.array([md.get(ids[r], {}).get("piece") or f"recording {ids[r]}" for r in rec])
+
+
 def fit_forest(x, y, args):
     rf = RandomForestClassifier(n_estimators=0, warm_start=True, max_features="sqrt",
                                 min_samples_split=args.min_samples_split, max_depth=args.max_depth,
@@ -181,6 +189,7 @@ def metrics(y, p, thresholds, names):
 def write_card(path, sidecar, onnx_size, command):
     t, v = sidecar["training"], sidecar["validation"]
     test, val = v["test"], v["validation"]
+    se = t.get("score_excerpts") or {"recordings": 0}
     lines = [
         "# tutti model card",
         "",
@@ -199,8 +208,11 @@ def write_card(path, sidecar, onnx_size, command):
         "  when its score reaches its own threshold, chosen for the best F1 on the validation recordings.",
         "",
         "## Training data",
-        f"- Rendered from SoundFonts ({', '.join(t['sources'])}) by `tutti-synth`: clips of 1–3 instruments "
-        "playing random passages in their ranges, in the MusicNet layout.",
+        f"- Rendered from SoundFonts ({', '.join(t['sources'])}) by `tutti-synth`, in the MusicNet layout: "
+        "clips of 1–3 instruments playing random passages in their ranges"
+        + (f", and {se['recordings']} of the {se['of_recordings']} clips excerpts of real scores (music21 corpus; "
+           f"{se['movements_train']} movements for training, {se['movements_test']} others held out for test) "
+           "whose parts were given to instruments by playing range." if se["recordings"] else "."),
         f"- An instrument labels a window when it sounds for at least {t['min_sounding_seconds']} s of it.",
         f"- Windows: {t['windows']['fit']} to fit, {t['windows']['validation']} for thresholds, "
         f"{t['windows']['test']} to test; recordings {t['recordings']['fit']}/{t['recordings']['validation']}/"
@@ -258,7 +270,7 @@ def main():
     if len(train_all) == 0 or len(test) == 0:
         sys.exit(f"{args.features}: needs windows in both the train and the test split")
     gss = GroupShuffleSplit(n_splits=1, test_size=args.validation, random_state=args.seed)
-    fit_i, val_i = next(gss.split(x[train_all], groups=rec[train_all]))
+    fit_i, val_i = next(gss.split(x[train_all], groups=groups_of(rec[train_all], meta)))
     fit, val = train_all[fit_i], train_all[val_i]
     print(f"windows: fit {len(fit)}, validation {len(val)}, test {len(test)} "
           f"(recordings {len(set(rec[fit]))}/{len(set(rec[val]))}/{len(set(rec[test]))})")
@@ -307,6 +319,10 @@ def main():
     val_metrics = metrics(y[val], p_val, thresholds, names)
     test_metrics = metrics(y[test], p_test, thresholds, names)
     sources = sorted({m.get("soundfont", "?") for m in meta.get("metadata", {}).values()}) or ["unknown"]
+    md = meta.get("metadata", {})
+    pieces = {split_name: sorted({m["piece"] for m in md.values() if m.get("piece") and m.get("split") == split_name})
+              for split_name in ("train", "test")}
+    score_clips = sum(1 for m in md.values() if m.get("piece"))
     sidecar = {
         "model_file": out.with_suffix(".onnx").name,
         "onnx_sha256": hashlib.sha256(onnx_bytes).hexdigest(),
@@ -325,11 +341,13 @@ def main():
             "seed": args.seed, "fit_seconds": round(fit_seconds, 1),
             "scikit_learn": sklearn.__version__, "forest_nodes": int(sum(e.tree_.node_count for e in rf.estimators_)),
             "data": meta.get("source"), "sources": sources,
+            "score_excerpts": {"recordings": score_clips, "of_recordings": len(md),
+                               "movements_train": len(pieces["train"]), "movements_test": len(pieces["test"])},
             "min_sounding_seconds": meta.get("min_sounding_seconds"),
             "windows": {"fit": int(len(fit)), "validation": int(len(val)), "test": int(len(test))},
             "recordings": {"fit": len(set(rec[fit])), "validation": len(set(rec[val])), "test": len(set(rec[test]))},
             "positives_fit": {n: int(c) for n, c in zip(names, y[fit].sum(axis=0))},
-            "split": "test = the dataset's test split (whole recordings); validation = 20% of training recordings, grouped by recording; thresholds chosen on validation",
+            "split": "test = the dataset's test split (whole recordings); validation = 20% of training recordings, grouped by recording (by movement for score excerpts); thresholds chosen on validation",
         },
         "validation": {"thresholds_from": "validation", "validation": val_metrics, "test": test_metrics,
                        "onnxruntime_max_abs_diff": ort_diff,
