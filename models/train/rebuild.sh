@@ -33,6 +33,7 @@ SOUNDFONTS=("$SF_DIR/FluidR3_GM.sf2" "$SF_DIR/TimGM6mb.sf2")
 
 step() { printf '\n== %s\n' "$*" >&2; }
 
+DATASET_GIVEN=${DATASET:-}
 if [ -z "${DATASET:-}" ]; then
   for sf in "${SOUNDFONTS[@]}"; do
     [ -f "$sf" ] || { echo "missing $sf: apt-get install fluid-soundfont-gm timgm6mb-soundfont" >&2; exit 1; }
@@ -67,6 +68,16 @@ fi
 step "Computing $FEATURE_SET features of $DATASET"
 "$BIN/tutti" features "$DATASET" --set "$FEATURE_SET" --out "$WORK/features.npz"
 
+# The card says how to make this model again: every setting, spelled out.
+if [ -n "${DATASET_GIVEN:-}" ]; then
+  command="DATASET=$DATASET_GIVEN"
+else
+  command="CLIPS=$CLIPS CLIP_SECONDS=$CLIP_SECONDS SCORE_FRACTION=$SCORE_FRACTION"
+  [ "$SCORE_FRACTION" = 0 ] || command+=" SCORE_COMPOSERS='$SCORE_COMPOSERS' PER_COMPOSER=$PER_COMPOSER"
+fi
+command+=" TREES=$TREES MIN_SAMPLES_SPLIT=$MIN_SAMPLES_SPLIT FEATURE_SET=$FEATURE_SET PCA=$PCA models/train/rebuild.sh"
+
 step "Training"
 .venv/bin/python models/train/train.py "$WORK/features.npz" --out "$OUT" --parity "$PARITY" \
-  --card "$CARD" --trees "$TREES" --min-samples-split "$MIN_SAMPLES_SPLIT" --pca "$PCA"
+  --card "$CARD" --trees "$TREES" --min-samples-split "$MIN_SAMPLES_SPLIT" --pca "$PCA" \
+  --command "$command"

@@ -255,6 +255,8 @@ def main():
     ap.add_argument("--out", default="models/tutti", help="output stem: writes STEM.onnx and STEM.json")
     ap.add_argument("--parity", default="tests/fixtures/model_parity.json")
     ap.add_argument("--card", default=None, help="write the model card (Markdown) here")
+    ap.add_argument("--command", default="models/train/rebuild.sh",
+                    help="the command that rebuilds this model, for the card")
     ap.add_argument("--trees", type=int, default=60)
     ap.add_argument("--max-depth", type=int, default=None)
     ap.add_argument("--min-samples-split", type=int, default=30)
@@ -366,7 +368,7 @@ def main():
     Path(args.parity).write_text(json.dumps(parity) + "\n")
 
     if args.card:
-        write_card(args.card, sidecar, len(onnx_bytes), "models/train/rebuild.sh")
+        write_card(args.card, sidecar, len(onnx_bytes), args.command)
     size = len(onnx_bytes) / 1e6
     print(f"wrote {out.with_suffix('.onnx')} ({size:.1f} MB) and {out.with_suffix('.json')}")
     for name, m in [("validation", val_metrics), ("test", test_metrics)]:
