@@ -115,6 +115,8 @@ def main():
                     help=f"comma-separated SoundFont stems that share samples; repeat (default: {FAMILIES})")
     ap.add_argument("--room", nargs="+", default=None,
                     help="the same dataset rendered with rooms, one NPZ per feature file, in the same order")
+    ap.add_argument("--only", nargs="+", default=None,
+                    help="run only the experiments whose name contains one of these texts (e.g. 'scores')")
     ap.add_argument("--out", help="also write the table (Markdown) here")
     args = ap.parse_args()
 
@@ -135,6 +137,8 @@ def main():
             if n_pca > x.shape[1]:
                 continue
             for name, pool, test in experiments(rec, split, meta, args.family or FAMILIES):
+                if args.only and not any(o in name for o in args.only):
+                    continue
                 m, room, seconds, lost = run(x, y, groups_of(rec, meta), pool, test, n_pca, args, x_room)
                 rm = (f"{room['macro_f1']} | {room['mAP']}") if room else "– | –"
                 rows.append(f"| {meta['feature_set']} | {n_pca or 'none'} | {100 * abs(lost):.1f} % | {name} "

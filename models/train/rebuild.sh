@@ -11,6 +11,8 @@
 #     music21 corpus by models/train/scores.py; SCORE_FRACTION=0 renders
 #     random passages only)  SCORE_FRACTION (0.5)  SCORE_COMPOSERS
 #     (bach haydn mozart beethoven)  PER_COMPOSER (movements each, 0 = all)
+#   ROOM (fraction of clips played into a synthetic room with a microphone
+#     and noise, tutti-synth --room; default 0.5)
 #   DATASET (use an existing MusicNet-layout directory instead of rendering)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -28,6 +30,7 @@ SCORES=${SCORES:-$WORK/scores}
 SCORE_FRACTION=${SCORE_FRACTION:-0.5}
 SCORE_COMPOSERS=${SCORE_COMPOSERS:-bach haydn mozart beethoven}
 PER_COMPOSER=${PER_COMPOSER:-0}
+ROOM=${ROOM:-0.5}
 SF_DIR=/usr/share/sounds/sf2
 SOUNDFONTS=("$SF_DIR/FluidR3_GM.sf2" "$SF_DIR/TimGM6mb.sf2")
 
@@ -62,7 +65,8 @@ if [ -z "${DATASET:-}" ]; then
   fi
   step "Rendering $CLIPS clips of ${CLIP_SECONDS}s per SoundFont into $DATASET"
   rm -rf "$DATASET"
-  "$BIN/tutti-synth" "${sf_args[@]}" --avoid TimGM6mb=viola --clips "$CLIPS" --seconds "$CLIP_SECONDS" --out "$DATASET"
+  "$BIN/tutti-synth" "${sf_args[@]}" --avoid TimGM6mb=viola --clips "$CLIPS" --seconds "$CLIP_SECONDS" \
+    --room "$ROOM" --out "$DATASET"
 fi
 
 step "Computing $FEATURE_SET features of $DATASET"
@@ -72,7 +76,7 @@ step "Computing $FEATURE_SET features of $DATASET"
 if [ -n "${DATASET_GIVEN:-}" ]; then
   command="DATASET=$DATASET_GIVEN"
 else
-  command="CLIPS=$CLIPS CLIP_SECONDS=$CLIP_SECONDS SCORE_FRACTION=$SCORE_FRACTION"
+  command="CLIPS=$CLIPS CLIP_SECONDS=$CLIP_SECONDS ROOM=$ROOM SCORE_FRACTION=$SCORE_FRACTION"
   [ "$SCORE_FRACTION" = 0 ] || command+=" SCORE_COMPOSERS='$SCORE_COMPOSERS' PER_COMPOSER=$PER_COMPOSER"
 fi
 command+=" TREES=$TREES MIN_SAMPLES_SPLIT=$MIN_SAMPLES_SPLIT FEATURE_SET=$FEATURE_SET PCA=$PCA models/train/rebuild.sh"
