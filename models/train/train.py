@@ -211,8 +211,10 @@ def write_card(path, sidecar, onnx_size, command):
         f"- Rendered from SoundFonts ({', '.join(t['sources'])}) by `tutti-synth`, in the MusicNet layout: "
         "clips of 1–3 instruments playing random passages in their ranges"
         + (f", and {se['recordings']} of the {se['of_recordings']} clips excerpts of real scores (music21 corpus; "
-           f"{se['movements_train']} movements for training, {se['movements_test']} others held out for test) "
-           "whose parts were given to instruments by playing range." if se["recordings"] else "."),
+           f"{se['movements_train']} movements for training, {se['movements_test']} held out for test) "
+           "whose parts were given to instruments by playing range." if se["recordings"] else ".")
+        + (f" {t['rooms']} clips were played into synthetic rooms (reverberation, microphone band limits, "
+           "noise at 10–40 dB SNR)." if t.get("rooms") else ""),
         f"- An instrument labels a window when it sounds for at least {t['min_sounding_seconds']} s of it.",
         f"- Windows: {t['windows']['fit']} to fit, {t['windows']['validation']} for thresholds, "
         f"{t['windows']['test']} to test; recordings {t['recordings']['fit']}/{t['recordings']['validation']}/"
@@ -343,6 +345,7 @@ def main():
             "seed": args.seed, "fit_seconds": round(fit_seconds, 1),
             "scikit_learn": sklearn.__version__, "forest_nodes": int(sum(e.tree_.node_count for e in rf.estimators_)),
             "data": meta.get("source"), "sources": sources,
+            "rooms": sum(1 for m in md.values() if m.get("rt60")),
             "score_excerpts": {"recordings": score_clips, "of_recordings": len(md),
                                "movements_train": len(pieces["train"]), "movements_test": len(pieces["test"])},
             "min_sounding_seconds": meta.get("min_sounding_seconds"),
