@@ -19,12 +19,23 @@ if dpkg -s tutti >/dev/null 2>&1; then
   fail "tutti is already installed here; purge it first (dpkg -P tutti)"
 fi
 sample=$(mktemp --suffix .wav)
-trap 'rm -f "$sample"' EXIT
+installed=
+# Whatever fails, leave tutti purged as found: a half-done check must not
+# make the next one refuse to start.
+cleanup() {
+  rm -f "$sample"
+  if [ -n "$installed" ] && dpkg -s tutti >/dev/null 2>&1; then
+    echo "deb-check: purging the tutti this check installed" >&2
+    dpkg -P tutti >/dev/null || echo "deb-check: could not purge tutti; run dpkg -P tutti" >&2
+  fi
+}
+trap cleanup EXIT
 cp samples/piano.wav "$sample"
 conf=/etc/tutti/tutti.toml
 state=/var/lib/private/tutti
 
 echo "deb-check: installing $old"
+installed=yes
 dpkg -i "$old" >/dev/null
 for f in /usr/bin/tutti /usr/lib/systemd/system/tutti.service "$conf" \
   /usr/share/tutti/models/tutti.onnx /usr/share/tutti/models/tutti.json \
