@@ -94,6 +94,24 @@ struct Note {
     start_beat: f64,
 }
 
+/// Schedules `note` on `channel` (its on and off events) and labels it.
+fn play(note: Note, channel: i32, velocity: i32, events: &mut Vec<Event>, notes: &mut Vec<Note>) {
+    let key = i32::from(note.key);
+    events.push(Event {
+        time: note.start,
+        channel,
+        key,
+        velocity,
+    });
+    events.push(Event {
+        time: note.end,
+        channel,
+        key,
+        velocity: 0,
+    });
+    notes.push(note);
+}
+
 fn note_value(beats: f64) -> &'static str {
     match (beats * 4.0).round() as u32 {
         0 | 1 => "Sixteenth",
@@ -153,26 +171,15 @@ fn compose(
         let end = (t + dur * legato).min(seconds);
         for c in 0..chord {
             let k = (key - [0, 4, 7, 12][c]).clamp(lo, hi);
-            events.push(Event {
-                time: t,
-                channel,
-                key: k,
-                velocity,
-            });
-            events.push(Event {
-                time: end,
-                channel,
-                key: k,
-                velocity: 0,
-            });
-            notes.push(Note {
+            let note = Note {
                 start: t,
                 end,
                 program: spec.program,
                 key: k as u8,
                 beats,
                 start_beat: t / beat,
-            });
+            };
+            play(note, channel, velocity, events, notes);
         }
         t += dur;
     }
@@ -243,26 +250,15 @@ fn render_score_clip(
         for &(start, end, key, beats, start_beat) in &v.notes {
             let swell = 12.0 * (std::f64::consts::TAU * start / period + phase).sin();
             let velocity = (v.velocity + swell as i32 + rng.random_range(-8..=8)).clamp(15, 127);
-            events.push(Event {
-                time: start,
-                channel,
-                key: i32::from(key),
-                velocity,
-            });
-            events.push(Event {
-                time: end,
-                channel,
-                key: i32::from(key),
-                velocity: 0,
-            });
-            notes.push(Note {
+            let note = Note {
                 start,
                 end,
                 program,
                 key,
                 beats,
                 start_beat,
-            });
+            };
+            play(note, channel, velocity, &mut events, &mut notes);
         }
     }
     let mut audio = render(synth, seconds, &parts, &mut events);
