@@ -133,13 +133,14 @@ def main():
             if (meta_room["feature_set"] != meta["feature_set"] or not np.array_equal(y_room, y)
                     or not np.array_equal(rec_room, rec)):
                 sys.exit(f"{args.room[n]}: not the same windows and labels as {path}")
+        groups = groups_of(rec, meta)
         for n_pca in args.pca:
             if n_pca > x.shape[1]:
                 continue
             for name, pool, test in experiments(rec, split, meta, args.family or FAMILIES):
                 if args.only and not any(o in name for o in args.only):
                     continue
-                m, room, seconds, lost = run(x, y, groups_of(rec, meta), pool, test, n_pca, args, x_room)
+                m, room, seconds, lost = run(x, y, groups, pool, test, n_pca, args, x_room)
                 rm = (f"{room['macro_f1']} | {room['mAP']}") if room else "– | –"
                 rows.append(f"| {meta['feature_set']} | {n_pca or 'none'} | {100 * abs(lost):.1f} % | {name} "
                             f"| {m['windows']} "

@@ -322,8 +322,8 @@ def main():
 
     val_metrics = metrics(y[val], p_val, thresholds, names)
     test_metrics = metrics(y[test], p_test, thresholds, names)
-    sources = sorted({m.get("soundfont", "?") for m in meta.get("metadata", {}).values()}) or ["unknown"]
     md = meta.get("metadata", {})
+    sources = sorted({m.get("soundfont", "?") for m in md.values()}) or ["unknown"]
     pieces = {split_name: sorted({m["piece"] for m in md.values() if m.get("piece") and m.get("split") == split_name})
               for split_name in ("train", "test")}
     score_clips = sum(1 for m in md.values() if m.get("piece"))
