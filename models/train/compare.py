@@ -33,34 +33,21 @@ import time
 from pathlib import Path
 
 import numpy as np
-from sklearn.decomposition import PCA
-from sklearn.model_selection import GroupShuffleSplit
-from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, str(Path(__file__).parent))
-from train import choose_thresholds, fit_forest, groups_of, load, metrics, proba  # noqa: E402
-
-
-# The Debian SoundFonts' sample families (../shared/facts/training-audio.md).
-FAMILIES = ["FluidR3_GM,MuseScore_General_Full", "TimGM6mb,sf_GMbank"]
+from train import (FAMILIES, choose_thresholds, column, families_of, fit_recipe, groups_of,  # noqa: E402
+                   load, metrics, proba, split_fit_validation)
 
 
 def experiments(rec, split, meta, families):
     """(name, fit-pool indices, test indices) for the dataset."""
-    ids = meta["recordings"]
-    font_of = {k: v.get("soundfont", "?") for k, v in meta["metadata"].items()}
-    font = np.array([font_of.get(ids[r], "?") for r in rec])
     out = [("in-distribution", np.where(split == 0)[0], np.where(split == 1)[0])]
-    groups = []
-    for fam in families:
-        members = [f for f in fam.split(",") if f in set(font)]
-        if members:
-            groups.append(("+".join(members), np.isin(font, members)))
+    groups = families_of(rec, meta, families)
     for a, in_a in groups:
         for b, in_b in groups:
             if a != b:
                 out.append((f"{a} -> {b}", np.where((split == 0) & in_a)[0], np.where(in_b)[0]))
-    piece = np.array([bool(meta["metadata"].get(ids[r], {}).get("piece")) for r in rec])
+    piece = column(rec, meta, "piece") != ""
     held_out = np.where((split == 1) & piece)[0]
     random_only = np.where((split == 0) & ~piece)[0]
     if len(held_out) and len(random_only) and piece[split == 0].any():
@@ -75,28 +62,15 @@ def experiments(rec, split, meta, families):
 
 
 def run(x, y, groups, pool, test, n_pca, args, x_room=None):
-    gss = GroupShuffleSplit(n_splits=1, test_size=args.validation, random_state=args.seed)
-    fit_i, val_i = next(gss.split(x[pool], groups=groups[pool]))
-    fit, val = pool[fit_i], pool[val_i]
+    fit, val = split_fit_validation(pool, groups, args)
     t0 = time.time()
-    scaler = StandardScaler().fit(x[fit])
-    if n_pca:
-        pca = PCA(n_components=n_pca, random_state=args.seed).fit(scaler.transform(x[fit]))
-        z = lambda i: pca.transform(scaler.transform(x[i])).astype(np.float32)
-        lost = 1.0 - float(np.sum(pca.explained_variance_ratio_))
-    else:
-        z = lambda i: scaler.transform(x[i]).astype(np.float32)
-        lost = 0.0
-    rf = fit_forest(z(fit), y[fit], args)
+    rf, z, _, _, lost = fit_recipe(x, y, fit, n_pca, args)
     seconds = time.time() - t0
     thresholds = choose_thresholds(y[val], proba(rf, z(val)))
     labels = [str(k) for k in range(y.shape[1])]
     room = None
     if x_room is not None:
-        z_room = scaler.transform(x_room[test])
-        if n_pca:
-            z_room = pca.transform(z_room)
-        room = metrics(y[test], proba(rf, z_room.astype(np.float32)), thresholds, labels)
+        room = metrics(y[test], proba(rf, z(test, x_room)), thresholds, labels)
     return metrics(y[test], proba(rf, z(test)), thresholds, labels), room, seconds, lost
 
 

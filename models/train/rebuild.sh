@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Rebuilds the shipped model from nothing: renders labelled audio from the
-# Debian SoundFonts (TimGM6mb renders no viola: its viola is its violin), computes features with tutti itself, trains, exports
+# three Debian SoundFonts tutti trains on (FluidR3_GM, MuseScore General
+# lossless, TimGM6mb; TimGM6mb renders no viola: its viola is its violin),
+# computes features with tutti itself, trains, exports
 # models/tutti.onnx + models/tutti.json + models/README.md, and refreshes the
 # model parity fixture. Settings come from the environment:
-#   CLIPS (per SoundFont, default 1500)  CLIP_SECONDS (10)  TREES (60)
+#   CLIPS (per SoundFont, default 1000)  CLIP_SECONDS (10)  TREES (60)
 #   MIN_SAMPLES_SPLIT (30)  FEATURE_SET (seed26; `tutti features --help` lists them)
 #   PCA (components kept, 16)
 #   WORK (scratch dir, default work/)   OUT (model stem, default models/tutti)
@@ -16,7 +18,7 @@
 #   DATASET (use an existing MusicNet-layout directory instead of rendering)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-CLIPS=${CLIPS:-1500}
+CLIPS=${CLIPS:-1000}
 CLIP_SECONDS=${CLIP_SECONDS:-10}
 TREES=${TREES:-60}
 MIN_SAMPLES_SPLIT=${MIN_SAMPLES_SPLIT:-30}
@@ -32,14 +34,14 @@ SCORE_COMPOSERS=${SCORE_COMPOSERS:-bach haydn mozart beethoven}
 PER_COMPOSER=${PER_COMPOSER:-0}
 ROOM=${ROOM:-0.5}
 SF_DIR=/usr/share/sounds/sf2
-SOUNDFONTS=("$SF_DIR/FluidR3_GM.sf2" "$SF_DIR/TimGM6mb.sf2")
+SOUNDFONTS=("$SF_DIR/FluidR3_GM.sf2" "$SF_DIR/MuseScore_General_Full.sf2" "$SF_DIR/TimGM6mb.sf2")
 
 step() { printf '\n== %s\n' "$*" >&2; }
 
 DATASET_GIVEN=${DATASET:-}
 if [ -z "${DATASET:-}" ]; then
   for sf in "${SOUNDFONTS[@]}"; do
-    [ -f "$sf" ] || { echo "missing $sf: apt-get install fluid-soundfont-gm timgm6mb-soundfont" >&2; exit 1; }
+    [ -f "$sf" ] || { echo "missing $sf: apt-get install fluid-soundfont-gm musescore-general-soundfont-lossless timgm6mb-soundfont" >&2; exit 1; }
   done
 fi
 
