@@ -25,6 +25,11 @@ rendered again with `tutti-synth --room 1` (the same music, played into
 rooms with noise); every model, still fitted on clean audio, is then also
 tested on the room versions of its test windows.
 
+With `--test-on`, one more NPZ per feature file holds another rendering
+of the same music (say `tutti-synth --augment 0` beside `--augment 0.5`):
+each experiment fits on the first file and tests on the second file's
+windows of the same experiment.
+
     python models/train/compare.py work/seed26.npz work/timbre98.npz --pca 16 32
 """
 import argparse
@@ -61,7 +66,7 @@ def experiments(rec, split, meta, families):
     return out
 
 
-def run(x, y, groups, pool, test, n_pca, args, x_room=None):
+def run(x, y, groups, pool, test, n_pca, args, x_room=None, other=None):
     fit, val = split_fit_validation(pool, groups, args)
     t0 = time.time()
     rf, z, _, _, lost = fit_recipe(x, y, fit, n_pca, args)
@@ -71,6 +76,10 @@ def run(x, y, groups, pool, test, n_pca, args, x_room=None):
     room = None
     if x_room is not None:
         room = metrics(y[test], proba(rf, z(test, x_room)), thresholds, labels)
+    if other is not None:
+        # Tested on another rendering's windows: its own test rows.
+        x_other, y_other = other
+        return metrics(y_other[test], proba(rf, z(test, x_other)), thresholds, labels), room, seconds, lost
     return metrics(y[test], proba(rf, z(test)), thresholds, labels), room, seconds, lost
 
 
@@ -89,6 +98,10 @@ def main():
                     help=f"comma-separated SoundFont stems that share samples; repeat (default: {FAMILIES})")
     ap.add_argument("--room", nargs="+", default=None,
                     help="the same dataset rendered with rooms, one NPZ per feature file, in the same order")
+    ap.add_argument("--test-on", nargs="+", default=None,
+                    help="test on another rendering of the dataset (one NPZ per feature file, same order): "
+                         "each experiment fits on this file and tests on the other file's windows of the same "
+                         "experiment, e.g. models fitted on augmented audio tested on the plain rendering")
     ap.add_argument("--only", nargs="+", default=None,
                     help="run only the experiments whose name contains one of these texts (e.g. 'scores')")
     ap.add_argument("--out", help="also write the table (Markdown) here")
@@ -96,6 +109,10 @@ def main():
 
     if args.room and len(args.room) != len(args.features):
         sys.exit("--room needs one NPZ per feature file")
+    if args.test_on and len(args.test_on) != len(args.features):
+        sys.exit("--test-on needs one NPZ per feature file")
+    if args.test_on and args.room:
+        sys.exit("--test-on and --room do not combine")
     rows = ["| feature set | PCA | variance lost | experiment | test windows | macro-F1 | micro-F1 | mAP "
             "| macro-F1 mixtures | room: macro-F1 | room: mAP | fit s |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -107,6 +124,14 @@ def main():
             if (meta_room["feature_set"] != meta["feature_set"] or not np.array_equal(y_room, y)
                     or not np.array_equal(rec_room, rec)):
                 sys.exit(f"{args.room[n]}: not the same windows and labels as {path}")
+        other, tests_there = None, {}
+        if args.test_on:
+            x_o, y_o, rec_o, split_o, meta_o = load(args.test_on[n])
+            if meta_o["feature_set"] != meta["feature_set"]:
+                sys.exit(f"{args.test_on[n]}: {meta_o['feature_set']} features, not {meta['feature_set']}")
+            other = (x_o, y_o)
+            tests_there = {name: test for name, _, test in
+                           experiments(rec_o, split_o, meta_o, args.family or FAMILIES)}
         groups = groups_of(rec, meta)
         for n_pca in args.pca:
             if n_pca > x.shape[1]:
@@ -114,7 +139,11 @@ def main():
             for name, pool, test in experiments(rec, split, meta, args.family or FAMILIES):
                 if args.only and not any(o in name for o in args.only):
                     continue
-                m, room, seconds, lost = run(x, y, groups, pool, test, n_pca, args, x_room)
+                if other is not None:
+                    if name not in tests_there:
+                        continue
+                    test = tests_there[name]
+                m, room, seconds, lost = run(x, y, groups, pool, test, n_pca, args, x_room, other)
                 rm = (f"{room['macro_f1']} | {room['mAP']}") if room else "– | –"
                 rows.append(f"| {meta['feature_set']} | {n_pca or 'none'} | {100 * abs(lost):.1f} % | {name} "
                             f"| {m['windows']} "

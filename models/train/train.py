@@ -212,11 +212,14 @@ def choose_thresholds(y, p):
     return np.array(out)
 
 
-def confused_pairs(y, pred, names, top=6):
+def confused_pairs(y, pred, names, top=6, known=None):
     """The instruments most often heard as another: per window, every
     instrument present but missed paired with every one reported but absent.
-    Each pair's count, and that count as a share of the first one's windows."""
+    Each pair's count, and that count as a share of the first one's windows.
+    Instruments outside `known` (never in the training data) are left out."""
     missed, extra = (y == 1) & ~pred, (y == 0) & pred
+    if known is not None:
+        missed &= known
     counts = missed.T.astype(np.int64) @ extra.astype(np.int64)
     support = y.sum(axis=0)
     order = np.dstack(np.unravel_index(np.argsort(-counts, axis=None), counts.shape))[0]
@@ -245,7 +248,7 @@ def metrics(y, p, thresholds, names, known=None):
         "mAP": r(np.mean([a for a in ap if a is not None])),
         "macro_f1_single_instrument": r(f1_score(y[single][:, present], pred[single][:, present], average="macro", zero_division=0)) if single.any() else None,
         "macro_f1_mixtures": r(f1_score(y[poly][:, present], pred[poly][:, present], average="macro", zero_division=0)) if poly.any() else None,
-        "confused": confused_pairs(y, pred, names),
+        "confused": confused_pairs(y, pred, names, known=known),
         "per_instrument": {n: {"precision": r(prec[k]), "recall": r(rec[k]), "f1": r(f1[k]),
                                "ap": None if ap[k] is None else r(ap[k]), "support": int(support[k])}
                            for k, n in enumerate(names)},
@@ -280,7 +283,10 @@ def write_card(path, sidecar, onnx_size, command):
            f"{se['movements_train']} movements for training, {se['movements_test']} held out for test) "
            "whose parts were given to instruments by playing range." if se["recordings"] else ".")
         + (f" {t['rooms']} clips were played into synthetic rooms (reverberation, microphone band limits, "
-           "noise at 10–40 dB SNR)." if t.get("rooms") else ""),
+           "noise at 10–40 dB SNR)." if t.get("rooms") else "")
+        + (f" {t['augmented']} clips were given 1–3 of the seed study's nine augmentations (speed, pitch, "
+           "tone, section volume, masking, background, harmonic noise, white noise, volume)."
+           if t.get("augmented") else ""),
         f"- An instrument labels a window when it sounds for at least {t['min_sounding_seconds']} s of it.",
         f"- Windows: {t['windows']['fit']} to fit, {t['windows']['validation']} for thresholds, "
         f"{t['windows']['test']} to test; recordings {t['recordings']['fit']}/{t['recordings']['validation']}/"
@@ -517,6 +523,7 @@ def main():
             "scikit_learn": sklearn.__version__, "forest_nodes": int(sum(e.tree_.node_count for e in rf.estimators_)),
             "data": meta.get("source"), "sources": sources,
             "rooms": sum(1 for m in md.values() if m.get("rt60")),
+            "augmented": sum(1 for m in md.values() if m.get("augment")),
             "score_excerpts": {"recordings": score_clips, "of_recordings": len(md),
                                "movements_train": len(pieces["train"]), "movements_test": len(pieces["test"])},
             "min_sounding_seconds": meta.get("min_sounding_seconds"),

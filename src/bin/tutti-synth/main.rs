@@ -22,6 +22,7 @@ use std::sync::Arc;
 use tutti::dataset::{LABEL_HEADER, LABEL_RATE};
 use tutti::instruments::{index_of_name, INSTRUMENTS};
 
+mod augment;
 mod room;
 mod score;
 
@@ -66,6 +67,14 @@ struct Args {
     /// same music with and without rooms.
     #[arg(long, default_value_t = 0.0)]
     room: f64,
+    /// Fraction of clips given one to three of the seed study's nine
+    /// augmentations (noise, background under a mask, pitch shift, harmonic
+    /// noise, section volume, tone change, volume, speed change, mask
+    /// normalisation), drawn per clip and written to metadata.csv; labels
+    /// follow speed changes and masks. Like --room, it never changes the
+    /// music drawn for a clip.
+    #[arg(long, default_value_t = 0.0)]
+    augment: f64,
     /// Directory of MIDI files, one movement each with a part per track
     /// (models/train/scores.py writes them from the music21 corpus). Clips
     /// drawn from them are split by movement, never within one.
@@ -85,6 +94,7 @@ struct Event {
     velocity: i32, // 0 = note off
 }
 
+#[derive(Clone)]
 struct Note {
     start: f64,
     end: f64,
@@ -287,6 +297,41 @@ fn render_clip(
     (audio, notes)
 }
 
+/// The notes of a clip after `augment::apply`: times scaled by its speed
+/// change, and cut where it silenced the audio (a note wholly inside a
+/// silenced span no longer sounds).
+fn follow(notes: Vec<Note>, applied: &augment::Applied) -> Vec<Note> {
+    let mut out = vec![];
+    for mut n in notes {
+        n.start /= applied.speed;
+        n.end /= applied.speed;
+        let mut pieces = vec![n];
+        for &(a, b) in &applied.masked {
+            pieces = pieces
+                .into_iter()
+                .flat_map(|p| {
+                    let mut kept = vec![];
+                    if p.start < a {
+                        kept.push(Note {
+                            end: p.end.min(a),
+                            ..p.clone()
+                        });
+                    }
+                    if p.end > b {
+                        kept.push(Note {
+                            start: p.start.max(b),
+                            ..p
+                        });
+                    }
+                    kept
+                })
+                .collect();
+        }
+        out.extend(pieces);
+    }
+    out
+}
+
 /// Writes a clip as 16-bit mono WAV and its notes as a MusicNet label file.
 fn write_clip(wav: &Path, labels: &Path, audio: &[f32], notes: Vec<Note>) -> Result<()> {
     write_atomic(wav, |tmp| {
@@ -362,6 +407,9 @@ fn main() -> Result<()> {
     if !(0.0..=1.0).contains(&args.room) {
         bail!("--room {}: expected a fraction in [0, 1]", args.room);
     }
+    if !(0.0..=1.0).contains(&args.augment) {
+        bail!("--augment {}: expected a fraction in [0, 1]", args.augment);
+    }
     if !(0.0..=1.0).contains(&args.score_fraction) {
         bail!(
             "--score-fraction {}: expected a fraction in [0, 1]",
@@ -378,7 +426,7 @@ fn main() -> Result<()> {
         std::fs::create_dir_all(args.out.join(dir))
             .with_context(|| format!("creating {}", args.out.join(dir).display()))?;
     }
-    let mut meta = String::from("id,split,soundfont,instruments,rt60,snr_db,piece\n");
+    let mut meta = String::from("id,split,soundfont,instruments,rt60,snr_db,piece,augment\n");
     let bar = ProgressBar::new((args.clips * args.soundfonts.len()) as u64).with_style(
         ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} clips [{elapsed} < {eta}]")
             .unwrap(),
@@ -449,8 +497,15 @@ fn main() -> Result<()> {
                     (chosen, clip, split, "")
                 }
             };
-            // Rooms draw from their own generator, so the music above is
-            // the same whatever --room says.
+            // Augmentations and rooms draw from generators of their own, so
+            // the music above is the same whatever --augment and --room say.
+            let mut augment_rng = StdRng::seed_from_u64(args.seed ^ (id << 20) ^ 0xa5a5);
+            let (notes, augmented) = if augment_rng.random_bool(args.augment) {
+                let applied = augment::apply(&mut augment_rng, &mut audio, f64::from(RATE));
+                (follow(notes, &applied), applied.tokens.join(" "))
+            } else {
+                (notes, String::new())
+            };
             let mut room_rng = StdRng::seed_from_u64(args.seed ^ (id << 20));
             let conditions = if room_rng.random_bool(args.room) {
                 let c = room::apply(&mut room_rng, &mut audio, f64::from(RATE));
@@ -464,7 +519,7 @@ fn main() -> Result<()> {
             let names: Vec<&str> = chosen.iter().map(|&k| INSTRUMENTS[k].name).collect();
             let _ = writeln!(
                 meta,
-                "{id},{split},{sf_name},{},{conditions},{piece}",
+                "{id},{split},{sf_name},{},{conditions},{piece},{augmented}",
                 names.join(" ")
             );
             bar.inc(1);
@@ -479,4 +534,39 @@ fn main() -> Result<()> {
     })?;
     eprintln!("wrote {} clips to {}", id - 100_000, args.out.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn note(start: f64, end: f64) -> Note {
+        Note {
+            start,
+            end,
+            program: 41,
+            key: 69,
+            beats: 1.0,
+            start_beat: 0.0,
+        }
+    }
+
+    #[test]
+    fn notes_follow_a_speed_change_and_stop_sounding_where_masked() {
+        let applied = augment::Applied {
+            tokens: vec![],
+            speed: 2.0,
+            masked: vec![(1.0, 1.5), (3.0, 3.2)],
+        };
+        // At double speed: 0–1.6 s becomes 0–0.8 s (before the first mask);
+        // 1.6–6 s becomes 0.8–3 s and loses 1.0–1.5 s; 6.2–6.3 s becomes
+        // 3.1–3.15 s, inside the second mask, and no longer sounds.
+        let out = follow(
+            vec![note(0.0, 1.6), note(1.6, 6.0), note(6.2, 6.3)],
+            &applied,
+        );
+        let spans: Vec<(f64, f64)> = out.iter().map(|n| (n.start, n.end)).collect();
+        assert_eq!(spans, [(0.0, 0.8), (0.8, 1.0), (1.5, 3.0)]);
+        assert!(out.iter().all(|n| n.program == 41 && n.key == 69));
+    }
 }

@@ -73,7 +73,7 @@ fn impulse_response(rng: &mut StdRng, c: &Conditions, rate: f64) -> Vec<f32> {
     ir.into_iter().map(|v| v as f32).collect()
 }
 
-fn gaussian(rng: &mut StdRng) -> f64 {
+pub fn gaussian(rng: &mut StdRng) -> f64 {
     // Box–Muller; `1 - u` keeps the logarithm finite.
     let u: f64 = rng.random();
     let v: f64 = rng.random();
