@@ -15,7 +15,14 @@
 #     (bach haydn mozart beethoven)  PER_COMPOSER (movements each, 0 = all)
 #   ROOM (fraction of clips played into a synthetic room with a microphone
 #     and noise, tutti-synth --room; default 0.5)
+#   AUGMENT (fraction of clips given 1-3 of the seed study's nine
+#     augmentations, tutti-synth --augment; default 0: measured no gain)
 #   DATASET (use an existing MusicNet-layout directory instead of rendering)
+#   REPORT (the seed study redone on this data, default models/REPORT.md,
+#     plots in report/ beside it; REPORT=none skips it)  REPORT_BUDGET
+#     (seconds of hyper-parameter search, 600)  WINDOWS (window lengths in s
+#     for its window study, "1 2 3 4 6 8 10 12")  WINDOW_CLIPS (clips per
+#     SoundFont rendered for that study, 13 s each, default 200)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CLIPS=${CLIPS:-1000}
@@ -33,6 +40,11 @@ SCORE_FRACTION=${SCORE_FRACTION:-0.5}
 SCORE_COMPOSERS=${SCORE_COMPOSERS:-bach haydn mozart beethoven}
 PER_COMPOSER=${PER_COMPOSER:-0}
 ROOM=${ROOM:-0.5}
+REPORT=${REPORT:-models/REPORT.md}
+REPORT_BUDGET=${REPORT_BUDGET:-600}
+WINDOWS=${WINDOWS:-1 2 3 4 6 8 10 12}
+WINDOW_CLIPS=${WINDOW_CLIPS:-200}
+AUGMENT=${AUGMENT:-0}
 SF_DIR=/usr/share/sounds/sf2
 SOUNDFONTS=("$SF_DIR/FluidR3_GM.sf2" "$SF_DIR/MuseScore_General_Full.sf2" "$SF_DIR/TimGM6mb.sf2")
 
@@ -68,7 +80,7 @@ if [ -z "${DATASET:-}" ]; then
   step "Rendering $CLIPS clips of ${CLIP_SECONDS}s per SoundFont into $DATASET"
   rm -rf "$DATASET"
   "$BIN/tutti-synth" "${sf_args[@]}" --avoid TimGM6mb=viola --clips "$CLIPS" --seconds "$CLIP_SECONDS" \
-    --room "$ROOM" --out "$DATASET"
+    --room "$ROOM" --augment "$AUGMENT" --out "$DATASET"
 fi
 
 step "Computing $FEATURE_SET features of $DATASET"
@@ -78,12 +90,39 @@ step "Computing $FEATURE_SET features of $DATASET"
 if [ -n "${DATASET_GIVEN:-}" ]; then
   command="DATASET=$DATASET_GIVEN"
 else
-  command="CLIPS=$CLIPS CLIP_SECONDS=$CLIP_SECONDS ROOM=$ROOM SCORE_FRACTION=$SCORE_FRACTION"
+  command="CLIPS=$CLIPS CLIP_SECONDS=$CLIP_SECONDS ROOM=$ROOM AUGMENT=$AUGMENT SCORE_FRACTION=$SCORE_FRACTION"
   [ "$SCORE_FRACTION" = 0 ] || command+=" SCORE_COMPOSERS='$SCORE_COMPOSERS' PER_COMPOSER=$PER_COMPOSER"
 fi
-command+=" TREES=$TREES MIN_SAMPLES_SPLIT=$MIN_SAMPLES_SPLIT FEATURE_SET=$FEATURE_SET PCA=$PCA models/train/rebuild.sh"
+command+=" TREES=$TREES MIN_SAMPLES_SPLIT=$MIN_SAMPLES_SPLIT FEATURE_SET=$FEATURE_SET PCA=$PCA"
+[ "$REPORT" = none ] || command+=" REPORT_BUDGET=$REPORT_BUDGET WINDOW_CLIPS=$WINDOW_CLIPS"
+command+=" models/train/rebuild.sh"
 
 step "Training"
 .venv/bin/python models/train/train.py "$WORK/features.npz" --out "$OUT" --parity "$PARITY" \
   --card "$CARD" --trees "$TREES" --min-samples-split "$MIN_SAMPLES_SPLIT" --pca "$PCA" \
   --command "$command"
+
+[ "$REPORT" = none ] && exit 0
+# The window study needs clips longer than its longest window: a rendering
+# of its own, the same recipe with 13 s clips (a given DATASET is used as is).
+window_files=()
+if [ -n "$WINDOWS" ]; then
+  WDATA="$DATASET"
+  if [ -z "${DATASET_GIVEN:-}" ]; then
+    WDATA="$WORK/windows"
+    step "Rendering $WINDOW_CLIPS clips of 13 s per SoundFont into $WDATA for the window study"
+    rm -rf "$WDATA"
+    "$BIN/tutti-synth" "${sf_args[@]}" --avoid TimGM6mb=viola --clips "$WINDOW_CLIPS" --seconds 13 \
+      --room "$ROOM" --augment "$AUGMENT" --seed 7 --out "$WDATA"
+  fi
+  for w in $WINDOWS; do
+    step "Computing $FEATURE_SET features of $WDATA in ${w} s windows"
+    "$BIN/tutti" features "$WDATA" --set "$FEATURE_SET" --window "$w" --out "$WORK/window_$w.npz"
+    window_files+=("$w=$WORK/window_$w.npz")
+  done
+fi
+
+step "Report: the seed study on this data, into $REPORT"
+.venv/bin/python models/train/report.py "$WORK/features.npz" --windows "${window_files[@]}" --model "$OUT" \
+  --out "$REPORT" --budget "$REPORT_BUDGET" --trees "$TREES" --min-samples-split "$MIN_SAMPLES_SPLIT" \
+  --pca "$PCA" --command "$command"

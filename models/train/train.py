@@ -378,8 +378,10 @@ def goals(test, cross):
         met = "–" if value is None else ("yes" if value >= target else f"no ({value - target:+.2f})")
         lines.append(f"| {name} | ≥ {target:.2f} | {'–' if value is None else value} | {met} |")
     if any(v is not None and v < target for (_, target), v in zip(GOALS, got)):
-        lines += ["", "What was measured on the way (feature sets, PCA, rooms, score excerpts): the Retraining "
-                  "section of the project README."]
+        lines += ["", "What was measured on the way (feature sets, PCA, rooms, score excerpts, augmentations): the "
+                  "Retraining section of the project README; the seed study's experiments (PCA, seven model "
+                  "families, window lengths, a hyper-parameter search) redone on this data: "
+                  "[REPORT.md](REPORT.md)."]
     return lines
 
 
