@@ -329,7 +329,7 @@ def main():
     ap.add_argument("--windows", nargs="*", default=[],
                     help="SECONDS=NPZ: features of one rendering at several window lengths")
     ap.add_argument("--model", default="models/tutti",
-                    help="shipped model stem: its ONNX size per forest node sizes the search's candidates")
+                    help="model stem (rebuild.sh passes the one it just exported): its ONNX size per forest node sizes the search's candidates")
     ap.add_argument("--out", default="models/REPORT.md")
     ap.add_argument("--budget", type=float, default=600, help="seconds for the hyper-parameter search")
     ap.add_argument("--trees", type=int, default=60)
@@ -427,7 +427,7 @@ def main():
         f"Random draws from the grid below, each fitted on the fit windows and scored on the validation "
         f"recordings, for a budget of {args.budget:.0f} s: {draws} draws in {spent:.0f} s on this 2-core "
         f"machine ({over} of them over the 16 MB ONNX budget, estimated at {bytes_per_node:.0f} bytes per "
-        "forest node from the shipped model, and left out of the ranking). The seed's grid search, "
+        "forest node from the model this rebuild exported, and left out of the ranking). The seed's grid search, "
         "2952 settings × 10 folds, took 19 days. Test scores are shown, never used to choose.",
         "",
         "Grid: trees 20–150, max_features sqrt / log2 / 0.5, max_depth none / 10–30, criterion gini / "
