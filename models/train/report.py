@@ -123,18 +123,17 @@ class Data:
         pt = positive_proba(est, zt)
         batch_us = (time.perf_counter() - t0) / len(zt) * 1e6
         out = {"fit_seconds": fit_s, "batch_us": batch_us}
-        for name, rows, p in (("fit", self.fit, None), ("validation", self.val, pv), ("test", self.test, pt)):
-            if p is None:
-                p = positive_proba(est, zf)
+        for name, rows, p in (("fit", self.fit, positive_proba(est, zf)), ("validation", self.val, pv),
+                              ("test", self.test, pt)):
             m = metrics(self.y[rows], p, thresholds, self.names)
             out[name] = m["macro_f1"]
             if name == "test":
                 out["test_mAP"] = m["mAP"]
                 out["test_label_accuracy"] = label_accuracy(self.y[rows], p >= thresholds)
         if timing:
-            # The daemon asks for one window at a time: time that too.
-            # One thread, as the daemon has per window: joblib's dispatch
-            # to worker threads would cost more than a row's work.
+            # The daemon asks for one window at a time, on one thread:
+            # time that too (joblib's dispatch to worker threads would cost
+            # more than a row's work).
             if hasattr(est, "n_jobs"):
                 est.n_jobs = 1
             one = [zt[i:i + 1] for i in range(min(200, len(zt)))]
