@@ -14,10 +14,7 @@ times the window's top score.
 import argparse
 
 import numpy as np
-from sklearn.decomposition import PCA
-from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import f1_score
-from sklearn.preprocessing import StandardScaler
 
 import train as T
 
@@ -68,12 +65,9 @@ def main():
 
     kept = None
     for name, rows, weight, extra_kw in variants:
-        scaler = StandardScaler().fit(x[rows])
-        pca = PCA(n_components=args.pca, random_state=0).fit(scaler.transform(x[rows]))
-        z = lambda r: pca.transform(scaler.transform(x[r])).astype(np.float32)
-        kw = {"n_estimators": args.trees, "max_features": "sqrt", "min_samples_split": 30,
-              "n_jobs": -1, "random_state": 0, **extra_kw}
-        rf = RandomForestClassifier(**kw).fit(z(rows), y[rows], sample_weight=weight)
+        fit_args = argparse.Namespace(**{"seed": 0, "trees": args.trees, "max_depth": None, "min_samples_leaf": 1,
+                                         "min_samples_split": 30, **extra_kw})
+        rf, z, *_ = T.fit_recipe(x, y, rows, args.pca, fit_args, weight)
         pv, pt = T.proba(rf, z(val)), T.proba(rf, z(test))
         th = T.choose_thresholds(y[val], pv)
         row(name, sum(e.tree_.node_count for e in rf.estimators_), pt >= th)

@@ -66,8 +66,9 @@ def families_of(rec, meta, families=FAMILIES):
     return out
 
 
-def fit_recipe(x, y, fit, n_pca, args):
-    """Scaler, PCA (none when n_pca is 0) and forest fitted on rows `fit`;
+def fit_recipe(x, y, fit, n_pca, args, sample_weight=None):
+    """Scaler, PCA (none when n_pca is 0) and forest fitted on rows `fit`
+    (weighted per row of `fit` when `sample_weight` is given);
     returns the forest, a function mapping rows to the forest's input, the
     scaler, the PCA and the variance PCA lost."""
     scaler = StandardScaler().fit(x[fit])
@@ -80,7 +81,7 @@ def fit_recipe(x, y, fit, n_pca, args):
         out = scaler.transform(xs[rows])
         return (pca.transform(out) if pca is not None else out).astype(np.float32)
 
-    return fit_forest(z(fit), y[fit], args), z, scaler, pca, lost
+    return fit_forest(z(fit), y[fit], args, sample_weight), z, scaler, pca, lost
 
 
 def split_fit_validation(pool, groups, args):
@@ -90,7 +91,7 @@ def split_fit_validation(pool, groups, args):
     return pool[fit_i], pool[val_i]
 
 
-def fit_forest(x, y, args):
+def fit_forest(x, y, args, sample_weight=None):
     rf = RandomForestClassifier(n_estimators=0, warm_start=True, max_features="sqrt",
                                 min_samples_split=args.min_samples_split, max_depth=args.max_depth,
                                 min_samples_leaf=args.min_samples_leaf, n_jobs=-1, random_state=args.seed)
@@ -98,7 +99,7 @@ def fit_forest(x, y, args):
     with tqdm(total=args.trees, desc="forest", unit="tree") as bar:
         while rf.n_estimators < args.trees:
             rf.n_estimators = min(args.trees, rf.n_estimators + step)
-            rf.fit(x, y)
+            rf.fit(x, y, sample_weight=sample_weight)
             bar.update(rf.n_estimators - bar.n)
     return rf
 
