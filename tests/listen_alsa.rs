@@ -26,24 +26,67 @@ const RATE: u32 = 48_000;
 /// Frames per write into the FIFO, and per capture period.
 const PERIOD: usize = 4800;
 
-/// A 16-bit stereo recording at 48 kHz: samples/violin_cello.wav on the
-/// left, reversed and at half level on the right. (The samples are the
-/// 44.1 kHz file's, so the music plays 9 % fast; it only has to be music.)
-fn stereo_pcm() -> Vec<i16> {
+/// samples/violin_cello.wav: 16-bit mono at 44.1 kHz.
+fn violin_cello() -> Vec<i16> {
     let bytes = std::fs::read(root().join("samples/violin_cello.wav")).unwrap();
     let at = bytes.windows(4).position(|w| w == b"data").unwrap();
     let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
-    let mono: Vec<i16> = bytes[at + 8..at + 8 + len]
+    bytes[at + 8..at + 8 + len]
         .chunks_exact(2)
         .map(|b| i16::from_le_bytes([b[0], b[1]]))
-        .collect();
+        .collect()
+}
+
+/// Interleaved stereo: `mono` on the left, reversed and at half level on
+/// the right.
+fn duet(mono: &[i16]) -> Vec<i16> {
     mono.iter()
         .zip(mono.iter().rev())
         .flat_map(|(&l, &r)| [l, r / 2])
         .collect()
 }
 
-fn write_wav(path: &Path, pcm: &[i16]) {
+/// A 16-bit stereo recording at 48 kHz: the duet of samples/violin_cello.wav.
+/// (The samples are the 44.1 kHz file's, so the music plays 9 % fast; it
+/// only has to be music.)
+fn stereo_pcm() -> Vec<i16> {
+    duet(&violin_cello())
+}
+
+/// The same duet at the model's 22 050 Hz: the 44.1 kHz recording low-passed
+/// (a Blackman-windowed sinc, 63 taps, cut at 10 kHz) and halved.
+fn stereo_pcm_22050() -> Vec<i16> {
+    let mono = violin_cello();
+    let cut = 10_000.0 / 44_100.0;
+    let taps: Vec<f64> = (0..63)
+        .map(|i| {
+            let n = f64::from(i) - 31.0;
+            let sinc = if n == 0.0 {
+                2.0 * cut
+            } else {
+                (2.0 * std::f64::consts::PI * cut * n).sin() / (std::f64::consts::PI * n)
+            };
+            let x = std::f64::consts::PI * f64::from(i) / 62.0;
+            sinc * (0.42 - 0.5 * (2.0 * x).cos() + 0.08 * (4.0 * x).cos())
+        })
+        .collect();
+    let half: Vec<i16> = (0..mono.len() / 2)
+        .map(|k| {
+            let y: f64 = taps
+                .iter()
+                .enumerate()
+                .filter_map(|(i, t)| {
+                    let j = (2 * k + i).checked_sub(31)?;
+                    mono.get(j).map(|&s| t * f64::from(s))
+                })
+                .sum();
+            y.round().clamp(-32768.0, 32767.0) as i16
+        })
+        .collect();
+    duet(&half)
+}
+
+fn write_wav(path: &Path, pcm: &[i16], rate: u32) {
     let data = (pcm.len() * 2) as u32;
     let mut out = Vec::with_capacity(44 + data as usize);
     out.extend_from_slice(b"RIFF");
@@ -52,8 +95,8 @@ fn write_wav(path: &Path, pcm: &[i16]) {
     out.extend_from_slice(&16u32.to_le_bytes());
     out.extend_from_slice(&1u16.to_le_bytes()); // PCM
     out.extend_from_slice(&2u16.to_le_bytes()); // channels
-    out.extend_from_slice(&RATE.to_le_bytes());
-    out.extend_from_slice(&(RATE * 4).to_le_bytes());
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * 4).to_le_bytes());
     out.extend_from_slice(&4u16.to_le_bytes());
     out.extend_from_slice(&16u16.to_le_bytes());
     out.extend_from_slice(b"data");
@@ -351,12 +394,15 @@ fn tutti_devices_lists_the_alsa_devices_with_their_formats() {
     assert!(supports.len() <= 4, "{text}");
 }
 
-#[test]
-fn audio_through_cpal_and_alsa_scores_exactly_as_analyze_does() {
+/// Plays a stereo recording at `rate` through the file plugin alone, with
+/// tutti opening the device at that rate, and asserts that every window
+/// that ends well inside the recording scores exactly as `tutti analyze`
+/// scores the same recording as a WAV file. (The feeder paces for 48 kHz,
+/// so a 22 050 Hz recording goes in at 8.7× real time.)
+fn live_equals_analyze(pcm: &[i16], rate: u32, period: usize) {
     let dir = tempfile::tempdir().unwrap();
-    let pcm = stereo_pcm();
-    let wav = dir.path().join("duet48k.wav");
-    write_wav(&wav, &pcm);
+    let wav = dir.path().join("duet.wav");
+    write_wav(&wav, pcm, rate);
 
     // What `tutti analyze` says of the same recording, window by window.
     let out = tutti()
@@ -374,23 +420,24 @@ fn audio_through_cpal_and_alsa_scores_exactly_as_analyze_does() {
         .collect();
     // Windows that end well inside the recording (the resampler looks
     // 0.2 s ahead; after the end, capture and analyze differ by design).
-    let seconds = (pcm.len() / 2) as f64 / f64::from(RATE);
+    let seconds = (pcm.len() / 2) as f64 / f64::from(rate);
     let full: Vec<_> = expected
         .iter()
         .filter(|w| w["end"].as_f64().unwrap() <= seconds - 0.25)
         .collect();
     assert!(full.len() >= 10, "only {} full windows", full.len());
 
-    let period = PERIOD.to_string();
+    let rate = rate.to_string();
+    let period = period.to_string();
     let (live, log) = capture_through_alsa(
         dir.path(),
         Device::FileF32,
-        &pcm,
-        &["--period-frames", &period],
+        pcm,
+        &["--sample-rate", &rate, "--period-frames", &period],
         full.len(),
     );
     assert!(
-        log.contains("2 channel(s) at 48000 Hz"),
+        log.contains(&format!("2 channel(s) at {rate} Hz")),
         "the device was not opened as expected:\n{log}"
     );
 
@@ -406,35 +453,20 @@ fn audio_through_cpal_and_alsa_scores_exactly_as_analyze_does() {
 }
 
 #[test]
+fn audio_through_cpal_and_alsa_scores_exactly_as_analyze_does() {
+    // At 48 kHz tutti resamples, live exactly as offline.
+    live_equals_analyze(&stereo_pcm(), RATE, PERIOD);
+}
+
+#[test]
 fn a_device_opened_at_the_models_rate_needs_no_resampling_by_tutti() {
-    let dir = tempfile::tempdir().unwrap();
-    let period = (PERIOD / 2).to_string();
-    let (live, log) = capture_through_alsa(
-        dir.path(),
-        Device::Plug,
-        &stereo_pcm(),
-        &["--sample-rate", "22050", "--period-frames", &period],
-        6,
-    );
-    // ALSA's plug converts the rate; tutti gets the model's rate directly.
-    assert!(log.contains("2 channel(s) at 22050 Hz"), "{log}");
-    for w in &live[..6] {
-        assert!(scores(w)
-            .values()
-            .all(|v| (0.0..=1.0).contains(&v.as_f64().unwrap())));
-    }
-    // The recording is a violin (left) and a cello (right): violin leads.
-    let violin = live[..6]
-        .iter()
-        .filter(|w| {
-            w["instruments"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|i| i == "violin")
-        })
-        .count();
-    assert!(violin >= 4, "violin in only {violin} of 6 windows");
+    // At the model's 22 050 Hz tutti takes the samples as they come. (Not
+    // through `plug`: its rate conversion over the file plugin distorts
+    // the audio in this rig, measured as violin's mean score over six
+    // windows falling from 0.52 to 0.42 and harpsichord's rising from 0.25
+    // to 0.40-0.59, while the same duet resampled offline, even by linear
+    // interpolation, scores within 0.03 of the 48 kHz file.)
+    live_equals_analyze(&stereo_pcm_22050(), 22_050, PERIOD / 2);
 }
 
 #[test]
