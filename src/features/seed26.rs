@@ -90,7 +90,7 @@ impl FeatureSet for Seed26 {
     }
 
     fn analyse_frame(&mut self, frame: &[f32], valid: Range<usize>, record: &mut [f32]) {
-        debug_assert_eq!(record.len(), RECORD);
+        assert_eq!(record.len(), RECORD);
         let b = self.frame.analyse(frame, valid, &mut record[MEL_DB..]);
         // The chroma feature averages all bins of all frames: sum them here.
         record[CHROMA] = b.chroma.iter().map(|&v| f64::from(v)).sum::<f64>() as f32;

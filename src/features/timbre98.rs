@@ -147,7 +147,7 @@ impl Timbre98 {
             names.push(format!("{s}_mean"));
             names.push(format!("{s}_std"));
         }
-        debug_assert_eq!(names.len(), LEN);
+        assert_eq!(names.len(), LEN);
         let frame = FrameAnalyser::new(SAMPLE_RATE, N_FFT, N_MELS);
         let bands = contrast_bands(&frame.freqs);
         let widest = bands.iter().map(|b| b.bins.len()).max().unwrap_or(0);
@@ -236,7 +236,7 @@ impl FeatureSet for Timbre98 {
     }
 
     fn analyse_frame(&mut self, frame: &[f32], valid: Range<usize>, record: &mut [f32]) {
-        debug_assert_eq!(record.len(), RECORD);
+        assert_eq!(record.len(), RECORD);
         let b = self.frame.analyse(frame, valid, &mut record[MEL_DB..]);
         record[RMS] = b.rms;
         record[ZCR] = b.zcr;
