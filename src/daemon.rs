@@ -89,6 +89,7 @@ pub fn run(settings: Settings, model: Model, opts: RunOptions) -> Result<Summary
     let (out_tx, out_rx) = tokio::sync::mpsc::unbounded_channel();
     let progress = Arc::new(Progress::default());
     let labels = sc.labels.clone();
+    let relative = sc.relative_threshold;
     let model_id = model.sidecar_sha256.clone();
     let model = Arc::new(model);
     let worker = {
@@ -119,6 +120,7 @@ pub fn run(settings: Settings, model: Model, opts: RunOptions) -> Result<Summary
             &settings.mqtt,
             settings.mqtt.embedded_port,
             labels,
+            relative,
             model_id,
             outbox,
             opts.print,

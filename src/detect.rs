@@ -1,5 +1,6 @@
 //! Detections: a window's scores read against the sidecar's per-instrument
-//! thresholds, and, for a live stream, each instrument's ON/OFF state with
+//! thresholds (and its relative threshold, a floor at a fraction of the
+//! window's top score), and, for a live stream, each instrument's ON/OFF state with
 //! hysteresis so that a state does not flicker from window to window.
 
 use crate::model::LabelSpec;
@@ -12,7 +13,8 @@ pub struct Detection {
     pub end: f64,
     /// True when the input was shorter than one window and was zero-padded.
     pub padded: bool,
-    /// Names of the instruments whose score reaches their threshold.
+    /// Names of the instruments whose score reaches their threshold (see
+    /// [`effective_threshold`]).
     pub instruments: Vec<String>,
     /// Every instrument's score, in the model's label order.
     pub scores: serde_json::Map<String, serde_json::Value>,
@@ -25,9 +27,12 @@ impl Detection {
         end: f64,
         padded: bool,
         labels: &[LabelSpec],
+        relative: f32,
         scores: &[f32],
     ) -> Self {
-        let instruments = over_threshold(labels, scores).map(str::to_string).collect();
+        let instruments = over_threshold(labels, relative, scores)
+            .map(str::to_string)
+            .collect();
         let scores = score_map(labels, scores);
         Detection {
             file: file.to_string(),
@@ -40,15 +45,32 @@ impl Detection {
     }
 }
 
-/// Names of the instruments whose score reaches their threshold.
+/// What an instrument's score must reach in a window whose highest score is
+/// `top`: its own threshold, and at least `relative` times `top`. With a
+/// relative threshold of 0.6, an instrument scoring 0.3 beside one scoring
+/// 0.8 is not reported even if 0.3 is over its own threshold: a forest
+/// spreads its votes over timbres like the one it hears, and a solo player
+/// would otherwise be reported with its neighbours.
+pub fn effective_threshold(own: f32, relative: f32, top: f32) -> f32 {
+    own.max(relative * top)
+}
+
+/// The highest score of a window (0 for none).
+fn top_score(scores: &[f32]) -> f32 {
+    scores.iter().copied().fold(0.0, f32::max)
+}
+
+/// Names of the instruments whose score reaches their effective threshold.
 pub fn over_threshold<'a>(
     labels: &'a [LabelSpec],
+    relative: f32,
     scores: &'a [f32],
 ) -> impl Iterator<Item = &'a str> + 'a {
+    let top = top_score(scores);
     labels
         .iter()
         .zip(scores)
-        .filter(|(l, &s)| s >= l.threshold)
+        .filter(move |(l, &s)| s >= effective_threshold(l.threshold, relative, top))
         .map(|(l, _)| l.name.as_str())
 }
 
@@ -65,8 +87,8 @@ pub fn score_map(
 }
 
 /// How an instrument's state is held: it turns ON as soon as a window's
-/// score reaches the threshold, and OFF only once no window has scored at
-/// least `threshold - margin` for `hold_seconds`.
+/// score reaches the (effective) threshold, and OFF only once no window has
+/// scored at least `threshold - margin` for `hold_seconds`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Hysteresis {
     pub hold_seconds: f64,
@@ -96,6 +118,7 @@ pub struct StateChange {
 pub struct InstrumentStates {
     names: Vec<String>,
     thresholds: Vec<f32>,
+    relative: f32,
     hysteresis: Hysteresis,
     on: Vec<bool>,
     /// End time of the last window that kept each instrument ON.
@@ -104,10 +127,11 @@ pub struct InstrumentStates {
 
 impl InstrumentStates {
     /// Every instrument starts OFF.
-    pub fn new(labels: &[LabelSpec], hysteresis: Hysteresis) -> Self {
+    pub fn new(labels: &[LabelSpec], relative: f32, hysteresis: Hysteresis) -> Self {
         InstrumentStates {
             names: labels.iter().map(|l| l.name.clone()).collect(),
             thresholds: labels.iter().map(|l| l.threshold).collect(),
+            relative,
             hysteresis,
             on: vec![false; labels.len()],
             last_support: vec![f64::NEG_INFINITY; labels.len()],
@@ -121,8 +145,9 @@ impl InstrumentStates {
     /// Feeds the scores of the window ending at `end` seconds (windows in
     /// time order) and appends the state changes it causes to `changes`.
     pub fn update(&mut self, end: f64, scores: &[f32], changes: &mut Vec<StateChange>) {
+        let top = top_score(scores);
         for (i, &score) in scores.iter().enumerate().take(self.on.len()) {
-            let threshold = self.thresholds[i];
+            let threshold = effective_threshold(self.thresholds[i], self.relative, top);
             if score >= threshold {
                 self.last_support[i] = end;
                 if !self.on[i] {
@@ -181,7 +206,7 @@ mod tests {
     #[test]
     fn instruments_at_or_over_their_own_threshold_are_reported() {
         let labels = labels();
-        let d = Detection::new("a.wav", 0.0, 2.0, false, &labels, &[0.4, 0.2, 0.9]);
+        let d = Detection::new("a.wav", 0.0, 2.0, false, &labels, 0.0, &[0.4, 0.2, 0.9]);
         assert_eq!(d.instruments, vec!["violin", "cello"]);
         let keys: Vec<&String> = d.scores.keys().collect();
         assert_eq!(keys, ["piano", "violin", "cello"]);
@@ -190,7 +215,7 @@ mod tests {
 
     /// Feeds piano scores at 0.5 s steps; returns (time, on) per change.
     fn piano_changes(scores: &[f32], hysteresis: Hysteresis) -> Vec<(f64, bool)> {
-        let mut states = InstrumentStates::new(&labels(), hysteresis);
+        let mut states = InstrumentStates::new(&labels(), 0.0, hysteresis);
         let mut changes = vec![];
         for (k, &p) in scores.iter().enumerate() {
             states.update(2.0 + 0.5 * k as f64, &[p, 0.0, 0.0], &mut changes);
@@ -224,5 +249,45 @@ mod tests {
             piano_changes(&[0.6, 0.49, 0.5], h),
             vec![(2.0, true), (2.5, false), (3.0, true)]
         );
+    }
+
+    #[test]
+    fn a_relative_threshold_drops_the_neighbours_of_a_clear_leader() {
+        let labels = labels();
+        // Own thresholds 0.5, 0.2, 0.3; top score 0.9 (cello).
+        let scores = [0.55, 0.5, 0.9];
+        let report = |relative| {
+            Detection::new("a.wav", 0.0, 2.0, false, &labels, relative, &scores).instruments
+        };
+        assert_eq!(report(0.0), vec!["piano", "violin", "cello"]);
+        // 0.6 x 0.9 = 0.54: violin (0.5) goes, piano (0.55) stays.
+        assert_eq!(report(0.6), vec!["piano", "cello"]);
+        assert_eq!(report(0.7), vec!["cello"]);
+        // It never lowers an instrument's own threshold.
+        let quiet = [0.45, 0.1, 0.1];
+        let d = Detection::new("a.wav", 0.0, 2.0, false, &labels, 0.9, &quiet);
+        assert!(d.instruments.is_empty());
+    }
+
+    #[test]
+    fn states_turn_on_and_off_against_the_relative_threshold() {
+        let h = Hysteresis {
+            hold_seconds: 0.0,
+            margin: 0.05,
+        };
+        let mut states = InstrumentStates::new(&labels(), 0.5, h);
+        let mut changes = vec![];
+        // Violin (own threshold 0.2) at 0.3: ON beside piano at 0.5 (floor
+        // 0.25), OFF when cello reaches 0.8 (floor 0.4, below 0.4 - 0.05).
+        states.update(2.0, &[0.5, 0.3, 0.0], &mut changes);
+        assert!(states.is_on(1));
+        states.update(2.5, &[0.5, 0.3, 0.8], &mut changes);
+        assert!(!states.is_on(1));
+        let violin: Vec<bool> = changes
+            .iter()
+            .filter(|c| c.instrument == "violin")
+            .map(|c| c.on)
+            .collect();
+        assert_eq!(violin, vec![true, false]);
     }
 }

@@ -240,7 +240,7 @@ impl Worker {
         let sc = &self.model.sidecar;
         let mut emit = Emitter {
             model: &self.model,
-            states: InstrumentStates::new(&sc.labels, self.hysteresis),
+            states: InstrumentStates::new(&sc.labels, sc.relative_threshold, self.hysteresis),
             scores: Vec::with_capacity(sc.labels.len()),
             seq: 0,
             clock_offset: 0.0,

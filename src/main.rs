@@ -252,6 +252,7 @@ fn analyze(
                     start + sc.window_seconds,
                     padded,
                     &sc.labels,
+                    sc.relative_threshold,
                     s,
                 );
                 printer.print(&d).context("writing to standard output")?;

@@ -183,6 +183,14 @@ fn broken_or_missing_files_are_named() {
         msg.contains("threshold 1.5") && msg.contains("piano"),
         "{msg}"
     );
+
+    let c = copy_model();
+    edit_sidecar(&c, |v| v["relative_threshold"] = 1.0.into());
+    let (_, msg) = load_err(&c);
+    assert!(
+        msg.contains("relative_threshold 1") && msg.contains("tutti.json"),
+        "{msg}"
+    );
 }
 
 #[test]

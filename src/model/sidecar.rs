@@ -28,6 +28,11 @@ pub struct Sidecar {
     pub hop_seconds: f64,
     pub feature_set: String,
     pub feature_names: Vec<String>,
+    /// An instrument is reported only when its score also reaches this
+    /// fraction of the window's top score (`detect::effective_threshold`);
+    /// 0, the default, turns it off.
+    #[serde(default)]
+    pub relative_threshold: f32,
     #[serde(default)]
     pub training: serde_json::Value,
     #[serde(default)]
@@ -59,6 +64,12 @@ impl Sidecar {
             return Err(bad(format!(
                 "threshold {} of `{}` is outside [0, 1]",
                 l.threshold, l.name
+            )));
+        }
+        if !(0.0..1.0).contains(&sidecar.relative_threshold) {
+            return Err(bad(format!(
+                "relative_threshold {} is outside [0, 1)",
+                sidecar.relative_threshold
             )));
         }
         if !(sidecar.window_seconds > 0.0 && sidecar.hop_seconds > 0.0 && sidecar.sample_rate > 0) {

@@ -229,6 +229,8 @@ pub struct Sink {
     resume: mpsc::UnboundedSender<()>,
     topics: Topics,
     labels: Vec<LabelSpec>,
+    /// The sidecar's relative threshold (see `detect::effective_threshold`).
+    relative: f32,
     device_id: String,
     model_id: String,
     discovery_prefix: Option<String>,
@@ -255,6 +257,7 @@ impl Sink {
         settings: &MqttSettings,
         embedded_port: u16,
         labels: Vec<LabelSpec>,
+        relative: f32,
         model_id: String,
         outbox: Outbox,
         print: bool,
@@ -281,6 +284,7 @@ impl Sink {
                 prefix: settings.topic_prefix.clone(),
             },
             labels,
+            relative,
             device_id: settings.device_id.clone(),
             model_id,
             discovery_prefix: settings.discovery_prefix.clone(),
@@ -419,7 +423,13 @@ impl Sink {
 
     fn on_window(&mut self, record: &crate::live::Record) -> Result<(), MqttError> {
         self.summary.windows += 1;
-        let line = payload::detection(record, &self.labels, &self.device_id, &self.model_id);
+        let line = payload::detection(
+            record,
+            &self.labels,
+            self.relative,
+            &self.device_id,
+            &self.model_id,
+        );
         if self.print {
             use std::io::Write;
             let mut out = std::io::stdout().lock();

@@ -43,8 +43,14 @@ pub fn utc(t: SystemTime) -> String {
 
 /// A window's detection as one JSON line, without the `replayed` field,
 /// which is added when it is sent (see [`with_replayed`]).
-pub fn detection(record: &Record, labels: &[LabelSpec], device_id: &str, model_id: &str) -> String {
-    let instruments: Vec<&str> = over_threshold(labels, &record.scores).collect();
+pub fn detection(
+    record: &Record,
+    labels: &[LabelSpec],
+    relative: f32,
+    device_id: &str,
+    model_id: &str,
+) -> String {
+    let instruments: Vec<&str> = over_threshold(labels, relative, &record.scores).collect();
     let scores = score_map(labels, &record.scores);
     let end = utc(record.end);
     json!({
