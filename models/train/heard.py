@@ -22,9 +22,10 @@ from train import column, load, metrics, test_subsets
 
 
 def scores_of(model, wavs, tutti):
-    """{(recording id, start): scores in the sidecar's label order}, and
-    the sidecar's labels."""
-    labels = json.loads(Path(model).read_text())["labels"]
+    """{(recording id, start): scores in the sidecar's label order}, the
+    sidecar's labels and its relative threshold."""
+    sidecar = json.loads(Path(model).read_text())
+    labels = sidecar["labels"]
     done = subprocess.run([tutti, "analyze", "--json", "--model", model, *wavs],
                           capture_output=True, text=True)
     if done.returncode != 0:
@@ -33,7 +34,7 @@ def scores_of(model, wavs, tutti):
     for line in done.stdout.splitlines():
         w = json.loads(line)
         out[(Path(w["file"]).stem, round(w["start"], 3))] = [w["scores"][l["name"]] for l in labels]
-    return out, labels
+    return out, labels, sidecar.get("relative_threshold", 0.0)
 
 
 def main():
@@ -59,7 +60,7 @@ def main():
     print("| model | windows | macro-F1 | micro-F1 | mAP |")
     print("|---|---|---|---|---|")
     for model in args.models:
-        got, labels = scores_of(model, wavs, args.tutti)
+        got, labels, relative = scores_of(model, wavs, args.tutti)
         if [l["name"] for l in labels] != names:
             sys.exit(f"{model}: labels {[l['name'] for l in labels]} differ from the feature file's {names}")
         keys = [(ids[r], round(float(s), 3)) for r, s in zip(rec[test], start[test])]
@@ -69,10 +70,10 @@ def main():
         p = np.array([got[k] for k in keys], dtype=np.float32)
         t = np.array([l["threshold"] for l in labels], dtype=np.float32)
         yt = y[test]
-        parts = {"test split": metrics(yt, p, t, names)}
-        parts.update(test_subsets(yt, p, t, names, rec[test], meta))
+        parts = {"test split": metrics(yt, p, t, names, relative=relative)}
+        parts.update(test_subsets(yt, p, t, names, rec[test], meta, relative))
         for f in sorted(set(font)):
-            parts[f] = metrics(yt[font == f], p[font == f], t, names)
+            parts[f] = metrics(yt[font == f], p[font == f], t, names, relative=relative)
         for part, m in parts.items():
             print(f"| {model}: {part} | {m['windows']} | {m['macro_f1']:.3f} | {m['micro_f1']:.3f} | {m['mAP']:.3f} |")
 
