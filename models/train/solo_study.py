@@ -75,7 +75,7 @@ def main():
             kept = (pt, th)
     pt, th = kept
     for r in (0.5, 0.6, 0.7):
-        row(f"recipe + relative rule R = {r}", "same", (pt >= th) & (pt >= r * pt.max(axis=1, keepdims=True)))
+        row(f"recipe + relative rule R = {r}", "same", T.predict(pt, th, r))
 
 
 if __name__ == "__main__":
