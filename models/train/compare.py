@@ -40,8 +40,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from train import (FAMILIES, choose_thresholds, column, families_of, fit_recipe, groups_of,  # noqa: E402
-                   load, metrics, proba, split_fit_validation)
+from train import (FAMILIES, FOREST_INPUTS, choose_thresholds, column, families_of, fit_recipe,  # noqa: E402
+                   groups_of, load, max_features, metrics, proba, split_fit_validation)
 
 
 def experiments(rec, split, meta, families):
@@ -92,6 +92,10 @@ def main():
     ap.add_argument("--max-depth", type=int, default=None)
     ap.add_argument("--min-samples-split", type=int, default=30)
     ap.add_argument("--min-samples-leaf", type=int, default=1)
+    ap.add_argument("--max-features", type=max_features, default="sqrt")
+    ap.add_argument("--forest-input", choices=sorted(FOREST_INPUTS), default="pca",
+                    help="what the forest reads (train.py's --forest-input); the README's tables above the "
+                         "recipe's change to `both` were measured with `pca`")
     ap.add_argument("--validation", type=float, default=0.2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--family", action="append", default=None,

@@ -6,8 +6,10 @@
 # models/tutti.onnx + models/tutti.json + models/README.md, and refreshes the
 # model parity fixture. Settings come from the environment:
 #   CLIPS (per SoundFont, default 1000)  CLIP_SECONDS (10)  TREES (60)
-#   MIN_SAMPLES_SPLIT (30)  FEATURE_SET (seed26; `tutti features --help` lists them)
-#   PCA (components kept, 16)
+#   MIN_SAMPLES_SPLIT (30)  MAX_FEATURES (features per split: sqrt, log2 or a
+#     fraction, 0.2)  FEATURE_SET (timbre98; `tutti features --help` lists them)
+#   PCA (components kept, 16)  FOREST_INPUT (both: the forest reads the scaled
+#     features beside their PCA components; pca: the components alone)
 #   WORK (scratch dir, default work/)   OUT (model stem, default models/tutti)
 #   SCORES (directory of score MIDI, default $WORK/scores, exported from the
 #     music21 corpus by models/train/scores.py; SCORE_FRACTION=0 renders
@@ -29,8 +31,10 @@ CLIPS=${CLIPS:-1000}
 CLIP_SECONDS=${CLIP_SECONDS:-10}
 TREES=${TREES:-60}
 MIN_SAMPLES_SPLIT=${MIN_SAMPLES_SPLIT:-30}
-FEATURE_SET=${FEATURE_SET:-seed26}
+MAX_FEATURES=${MAX_FEATURES:-0.2}
+FEATURE_SET=${FEATURE_SET:-timbre98}
 PCA=${PCA:-16}
+FOREST_INPUT=${FOREST_INPUT:-both}
 WORK=${WORK:-work}
 OUT=${OUT:-models/tutti}
 PARITY=${PARITY:-tests/fixtures/model_parity.json}
@@ -93,14 +97,15 @@ else
   command="CLIPS=$CLIPS CLIP_SECONDS=$CLIP_SECONDS ROOM=$ROOM AUGMENT=$AUGMENT SCORE_FRACTION=$SCORE_FRACTION"
   [ "$SCORE_FRACTION" = 0 ] || command+=" SCORE_COMPOSERS='$SCORE_COMPOSERS' PER_COMPOSER=$PER_COMPOSER"
 fi
-command+=" TREES=$TREES MIN_SAMPLES_SPLIT=$MIN_SAMPLES_SPLIT FEATURE_SET=$FEATURE_SET PCA=$PCA"
+command+=" TREES=$TREES MIN_SAMPLES_SPLIT=$MIN_SAMPLES_SPLIT MAX_FEATURES=$MAX_FEATURES FEATURE_SET=$FEATURE_SET"
+command+=" PCA=$PCA FOREST_INPUT=$FOREST_INPUT"
 [ "$REPORT" = none ] || command+=" REPORT_BUDGET=$REPORT_BUDGET WINDOW_CLIPS=$WINDOW_CLIPS"
 command+=" models/train/rebuild.sh"
 
 step "Training"
 .venv/bin/python models/train/train.py "$WORK/features.npz" --out "$OUT" --parity "$PARITY" \
-  --card "$CARD" --trees "$TREES" --min-samples-split "$MIN_SAMPLES_SPLIT" --pca "$PCA" \
-  --command "$command"
+  --card "$CARD" --trees "$TREES" --min-samples-split "$MIN_SAMPLES_SPLIT" --max-features "$MAX_FEATURES" \
+  --pca "$PCA" --forest-input "$FOREST_INPUT" --command "$command"
 
 [ "$REPORT" = none ] && exit 0
 # The window study needs clips longer than its longest window: a rendering
@@ -122,7 +127,14 @@ if [ -n "$WINDOWS" ]; then
   done
 fi
 
+seed_args=()
+if [ "$FEATURE_SET" != seed26 ]; then
+  step "Computing seed26 features of $DATASET for the seed's PCA table"
+  "$BIN/tutti" features "$DATASET" --set seed26 --out "$WORK/seed26.npz"
+  seed_args=(--seed26 "$WORK/seed26.npz")
+fi
+
 step "Report: the seed study on this data, into $REPORT"
 .venv/bin/python models/train/report.py "$WORK/features.npz" --windows "${window_files[@]}" --model "$OUT" \
   --out "$REPORT" --budget "$REPORT_BUDGET" --trees "$TREES" --min-samples-split "$MIN_SAMPLES_SPLIT" \
-  --pca "$PCA" --command "$command"
+  --max-features "$MAX_FEATURES" --pca "$PCA" --forest-input "$FOREST_INPUT" "${seed_args[@]}" --command "$command"

@@ -45,7 +45,8 @@ from sklearn.tree import DecisionTreeClassifier  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train import choose_thresholds, groups_of, load, metrics, split_fit_validation  # noqa: E402
+from train import (FOREST_INPUTS, choose_thresholds, forest_input, groups_of, load, max_features,  # noqa: E402
+                   metrics, split_fit_validation)
 
 
 class PerLabel:
@@ -100,15 +101,17 @@ class Data:
             sys.exit(f"{path}: needs windows to fit, validate and test "
                      f"(has {len(self.fit)}/{len(self.val)}/{len(self.test)})")
 
-    def transform(self, n_pca, seed):
-        """Scaled (and PCA-reduced unless n_pca is 0) fit/val/test rows and the variance lost."""
+    def transform(self, n_pca, seed, kind):
+        """Fit/val/test rows as the forest reads them (train.py's `forest_input`:
+        the PCA components, or `both` the scaled features beside them; the
+        scaled features alone when n_pca is 0) and the variance lost."""
         scaler = StandardScaler().fit(self.x[self.fit])
         parts = [scaler.transform(self.x[r]) for r in (self.fit, self.val, self.test)]
-        lost = 0.0
+        lost, pca = 0.0, None
         if n_pca:
             pca = PCA(n_components=n_pca, random_state=seed).fit(parts[0])
             lost = 1.0 - float(np.sum(pca.explained_variance_ratio_))
-            parts = [pca.transform(p) for p in parts]
+        parts = [forest_input(p, pca, kind) for p in parts]
         return [p.astype(np.float32) for p in parts], lost
 
     def evaluate(self, est, parts, timing=False):
@@ -145,7 +148,7 @@ class Data:
 
 
 def forest(args, **kw):
-    settings = dict(n_estimators=args.trees, max_features="sqrt", min_samples_split=args.min_samples_split,
+    settings = dict(n_estimators=args.trees, max_features=args.max_features, min_samples_split=args.min_samples_split,
                     n_jobs=-1, random_state=args.seed)
     settings.update(kw)
     return RandomForestClassifier(**settings)
@@ -157,10 +160,14 @@ def pca_study(data, args, plots):
     ks = sorted({k for k in (1, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 23, 26, 32, 48, 64) if k < width} | {width})
     full = PCA(random_state=args.seed).fit(StandardScaler().fit_transform(data.x[data.fit]))
     lost_curve = 1.0 - np.cumsum(full.explained_variance_ratio_)
-    rows, scores = [], []
+    both = args.forest_input == "both"
+    rows, scores, alone = [], [], []
     for k in tqdm(ks, desc="PCA study", unit="size"):
-        parts, lost = data.transform(k, args.seed)
+        parts, lost = data.transform(k, args.seed, args.forest_input)
         r = data.evaluate(forest(args), parts)
+        if both:
+            r["alone"] = data.evaluate(forest(args), data.transform(k, args.seed, "pca")[0])["test"]
+            alone.append(r["alone"])
         rows.append((k, lost, r))
         scores.append(r["test"])
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -168,26 +175,40 @@ def pca_study(data, args, plots):
     ax.set_xlabel("PCA components kept")
     ax.set_ylabel("variance lost (%)")
     ax2 = ax.twinx()
-    ax2.plot(ks, scores, "o-", color="tab:blue", label="test macro-F1")
+    ax2.plot(ks, scores, "o-", color="tab:blue", label="test macro-F1" + (", features beside" if both else ""))
+    if both:
+        ax2.plot(ks, alone, "s--", color="tab:orange", label="test macro-F1, components alone")
     ax2.set_ylabel("test macro-F1")
     ax.axvline(args.pca, color="tab:red", ls=":", label=f"shipped ({args.pca})")
     fig.legend(loc="upper center", ncol=3, fontsize=8)
     fig.tight_layout()
     fig.savefig(plots / "pca.png", dpi=90)
     plt.close(fig)
-    seed_rows = [k for k in range(14, 24) if k <= width]
-    lines = ["| components | variance lost | macro-F1 fit | macro-F1 validation | macro-F1 test | mAP test |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| components | variance lost | macro-F1 fit | macro-F1 validation | macro-F1 test | mAP test |"
+             + (" macro-F1 test, the forest on the components alone |" if both else ""),
+             "|---|---|---|---|---|---|" + ("---|" if both else "")]
     for k, lost, r in rows:
         mark = " (shipped)" if k == args.pca else (" (all: a rotation)" if k == width else "")
         lines.append(f"| {k}{mark} | {100 * lost:.1f} % | {r['fit']:.3f} | {r['validation']:.3f} | "
-                     f"{r['test']:.3f} | {r['test_mAP']:.3f} |")
-    seed_table = ["| components | variance lost here | the seed's |", "|---|---|---|"]
+                     f"{r['test']:.3f} | {r['test_mAP']:.3f} |" + (f" {r['alone']:.3f} |" if both else ""))
+    return lines
+
+
+def meta_set(data):
+    return data.meta["feature_set"]
+
+
+def seed_table(x_fit):
+    """The seed's table of variance lost against components kept, beside
+    the same for `seed26` rows of this data (the seed's own 26 values)."""
+    full = PCA().fit(StandardScaler().fit_transform(x_fit))
+    lost_curve = 1.0 - np.cumsum(full.explained_variance_ratio_)
+    table = ["| components | variance lost here | the seed's |", "|---|---|---|"]
     seed_loss = {23: 1, 21: 2, 19: 3, 18: 4, 17: 5, 16: 7, 15: 8, 14: 10}
-    for k in sorted(seed_rows, reverse=True):
-        if k in seed_loss:
-            seed_table.append(f"| {k} | {100 * lost_curve[k - 1]:.1f} % | {seed_loss[k]} % |")
-    return lines, seed_table
+    for k in sorted(seed_loss, reverse=True):
+        if k <= x_fit.shape[1]:
+            table.append(f"| {k} | {100 * lost_curve[k - 1]:.1f} % | {seed_loss[k]} % |")
+    return table
 
 
 def model_study(data, args, plots):
@@ -202,7 +223,7 @@ def model_study(data, args, plots):
         ("MLP (64-32, ReLU)", lambda: MLPClassifier(hidden_layer_sizes=(64, 32), max_iter=200,
                                                      early_stopping=True, random_state=args.seed)),
     ]
-    parts, _ = data.transform(args.pca, args.seed)
+    parts, _ = data.transform(args.pca, args.seed, args.forest_input)
     results = []
     for name, make in tqdm(models, desc="model comparison", unit="model"):
         results.append((name, data.evaluate(make(), parts, timing=True)))
@@ -234,7 +255,7 @@ def window_study(files, args, plots):
     rows = []
     for seconds, path in tqdm(files, desc="window study", unit="length"):
         data = Data(path, args)
-        parts, _ = data.transform(min(args.pca, data.x.shape[1]), args.seed)
+        parts, _ = data.transform(min(args.pca, data.x.shape[1]), args.seed, args.forest_input)
         r = data.evaluate(forest(args), parts)
         rows.append((seconds, len(data.y), r))
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -262,7 +283,7 @@ def search(data, args, plots, bytes_per_node):
     width = data.x.shape[1]
     space = {
         "n_estimators": [20, 40, 60, 100, 150],
-        "max_features": ["sqrt", "log2", 0.5],
+        "max_features": ["sqrt", "log2", 0.2, 0.5],
         "max_depth": [None, 10, 15, 20, 30],
         "criterion": ["gini", "entropy"],
         "min_samples_split": [2, 10, 20, 30, 60, 100],
@@ -272,13 +293,13 @@ def search(data, args, plots, bytes_per_node):
     transformed = {}
     tried = []
     start = time.perf_counter()
-    baseline = {"n_estimators": args.trees, "max_features": "sqrt", "max_depth": None, "criterion": "gini",
+    baseline = {"n_estimators": args.trees, "max_features": args.max_features, "max_depth": None, "criterion": "gini",
                 "min_samples_split": args.min_samples_split, "min_samples_leaf": 1, "pca": args.pca}
     with tqdm(total=args.budget, desc="search", unit="s", bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s") as bar:
         while not tried or time.perf_counter() - start < args.budget:
             cfg = baseline if not tried else {k: v[rng.integers(len(v))] for k, v in space.items()}
             if cfg["pca"] not in transformed:
-                transformed[cfg["pca"]] = data.transform(cfg["pca"], args.seed)[0]
+                transformed[cfg["pca"]] = data.transform(cfg["pca"], args.seed, args.forest_input)[0]
             settings = {k: v for k, v in cfg.items() if k != "pca"}
             est = RandomForestClassifier(n_jobs=-1, random_state=args.seed, **settings)
             r = data.evaluate(est, transformed[cfg["pca"]])
@@ -333,9 +354,14 @@ def main():
     ap.add_argument("--budget", type=float, default=600, help="seconds for the hyper-parameter search")
     ap.add_argument("--trees", type=int, default=60)
     ap.add_argument("--min-samples-split", type=int, default=30)
+    ap.add_argument("--max-features", type=max_features, default="sqrt")
     ap.add_argument("--pca", type=int, default=16)
+    ap.add_argument("--forest-input", choices=sorted(FOREST_INPUTS), default="both",
+                    help="what the forest (and every model compared) reads, as train.py's --forest-input")
     ap.add_argument("--validation", type=float, default=0.2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed26", help="seed26 features of the same data, for the seed's PCA table when the "
+                                     "features studied are another set")
     ap.add_argument("--command", default="models/train/rebuild.sh", help="the command that made this report")
     args = ap.parse_args()
 
@@ -360,7 +386,15 @@ def main():
     plots.mkdir(parents=True, exist_ok=True)
     data = Data(args.features, args)
     t0 = time.time()
-    pca_lines, seed_table = pca_study(data, args, plots)
+    pca_lines = pca_study(data, args, plots)
+    seed = None
+    if meta_set(data) == "seed26":
+        seed = seed_table(data.x[data.fit])
+    elif args.seed26:
+        seed26 = Data(args.seed26, args)
+        if meta_set(seed26) != "seed26":
+            sys.exit(f"--seed26 {args.seed26}: holds {meta_set(seed26)} features, not seed26")
+        seed = seed_table(seed26.x[seed26.fit])
     model_lines = model_study(data, args, plots)
     window_lines = window_study(files, args, plots) if files else None
     search_lines, draws, spent, over = search(data, args, plots, bytes_per_node)
@@ -376,13 +410,15 @@ def main():
         f"{data.x.shape[1]} values) from `{meta.get('source', '?')}`: {len(data.fit)} to fit, {len(data.val)} to "
         f"choose thresholds on (validation), {len(data.test)} to test, whole recordings (and whole movements of "
         "score excerpts) apart. Every model sits behind the same scaler"
-        f" and PCA ({args.pca} components unless a table varies it) and gets per-instrument thresholds chosen for "
+        f" and PCA ({args.pca} components unless a table varies it)"
+        + (", reading the scaled features beside the components," if args.forest_input == "both" else "")
+        + " and gets per-instrument thresholds chosen for "
         "the best F1 on validation, as the shipped model does. Scores are macro-F1 over the instruments "
         "present (each counts the same); the seed's accuracy over all instrument slots is shown once, beside "
         "it, to show why it misled: a model that reports nothing scores "
         f"{100 * (1 - data.y[data.test].mean()):.1f} % on it here. The forest "
         "settings are the shipped recipe's "
-        f"({args.trees} trees, min_samples_split {args.min_samples_split}) unless the search varies them.",
+        f"({args.trees} trees, min_samples_split {args.min_samples_split}, max_features {args.max_features}) unless the search varies them.",
         "",
         "## PCA: components kept, information lost",
         "",
@@ -390,10 +426,11 @@ def main():
         "",
         *pca_lines,
         "",
-        "Against the seed's table (its 20 MFCC means and 6 spectral means are the same 26 `seed26` values, "
-        "measured here on rendered SoundFont audio instead of its recordings):",
-        "",
-        *seed_table,
+        *(["Against the seed's table: the seed's 20 MFCC means and 6 spectral means are the `seed26` values, "
+           "here of the same windows (measured on rendered SoundFont audio instead of its recordings):",
+           "", *seed] if seed else
+          ["The seed's own table (variance lost by its 26 values) needs `seed26` features of this data "
+           "(`--seed26`)."]),
         "",
         "## Models",
         "",

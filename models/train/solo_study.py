@@ -66,7 +66,8 @@ def main():
     kept = None
     for name, rows, weight, extra_kw in variants:
         fit_args = argparse.Namespace(**{"seed": 0, "trees": args.trees, "max_depth": None, "min_samples_leaf": 1,
-                                         "min_samples_split": 30, **extra_kw})
+                                         "min_samples_split": 30, "max_features": "sqrt",
+                                         "forest_input": "pca", **extra_kw})
         rf, z, *_ = T.fit_recipe(x, y, rows, args.pca, fit_args, weight)
         pv, pt = T.proba(rf, z(val)), T.proba(rf, z(test))
         th = T.choose_thresholds(y[val], pv)

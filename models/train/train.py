@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """Train tutti's model from features that `tutti features` computed.
 
-StandardScaler -> PCA(16) -> multi-label RandomForest, as the seed study did.
+StandardScaler -> PCA -> multi-label RandomForest, as the seed study did,
+except that by default (`--forest-input both`) the forest reads the scaled
+features beside their PCA components: PCA keeps the directions of largest
+variance, not the ones that tell instruments apart, and a rotation spoils the
+axis-aligned splits a forest makes (see the README's comparison).
 Writes one ONNX file holding all of it (standard operators plus a single
 multi-label TreeEnsembleClassifier, which tutti runs with its own evaluator
 inside tract), the JSON sidecar, and a parity fixture (feature rows with
@@ -66,9 +70,27 @@ def families_of(rec, meta, families=FAMILIES):
     return out
 
 
+FOREST_INPUTS = {
+    "pca": "StandardScaler -> PCA -> multi-label RandomForestClassifier",
+    "both": "StandardScaler -> PCA -> multi-label RandomForestClassifier reading the scaled features "
+            "and their PCA components side by side",
+}
+
+
+def forest_input(scaled, pca, kind):
+    """What the forest reads: the PCA components of the scaled features, or
+    (`both`) the scaled features followed by their components; with no PCA,
+    the scaled features."""
+    if pca is None:
+        return scaled
+    components = pca.transform(scaled)
+    return np.hstack([scaled, components]) if kind == "both" else components
+
+
 def fit_recipe(x, y, fit, n_pca, args, sample_weight=None):
     """Scaler, PCA (none when n_pca is 0) and forest fitted on rows `fit`
-    (weighted per row of `fit` when `sample_weight` is given);
+    (weighted per row of `fit` when `sample_weight` is given), the forest
+    reading what `args.forest_input` says (see `forest_input`);
     returns the forest, a function mapping rows to the forest's input, the
     scaler, the PCA and the variance PCA lost."""
     scaler = StandardScaler().fit(x[fit])
@@ -76,12 +98,24 @@ def fit_recipe(x, y, fit, n_pca, args, sample_weight=None):
     if n_pca:
         pca = PCA(n_components=n_pca, random_state=args.seed).fit(scaler.transform(x[fit]))
         lost = 1.0 - float(np.sum(pca.explained_variance_ratio_))
-
     def z(rows, xs=x):
-        out = scaler.transform(xs[rows])
-        return (pca.transform(out) if pca is not None else out).astype(np.float32)
+        return forest_input(scaler.transform(xs[rows]), pca, args.forest_input).astype(np.float32)
 
     return fit_forest(z(fit), y[fit], args, sample_weight), z, scaler, pca, lost
+
+
+def max_features(text):
+    """scikit-learn's max_features from the command line: sqrt, log2 or a
+    fraction in (0, 1]."""
+    if text in ("sqrt", "log2"):
+        return text
+    try:
+        f = float(text)
+    except ValueError:
+        f = -1.0
+    if not 0.0 < f <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected sqrt, log2 or a fraction in (0, 1]")
+    return f
 
 
 def split_fit_validation(pool, groups, args):
@@ -92,7 +126,7 @@ def split_fit_validation(pool, groups, args):
 
 
 def fit_forest(x, y, args, sample_weight=None):
-    rf = RandomForestClassifier(n_estimators=0, warm_start=True, max_features="sqrt",
+    rf = RandomForestClassifier(n_estimators=0, warm_start=True, max_features=args.max_features,
                                 min_samples_split=args.min_samples_split, max_depth=args.max_depth,
                                 min_samples_leaf=args.min_samples_leaf, n_jobs=-1, random_state=args.seed)
     step = 10
@@ -125,7 +159,7 @@ def threshold_margin(rf, z):
     return margin
 
 
-def forest_node(rf, n_labels):
+def forest_node(rf, n_labels, source="pca"):
     """The whole multi-label forest as ONE TreeEnsembleClassifier: class ids
     are label indices, each leaf carries P(label) / n_trees for every label
     with a non-zero probability, post_transform NONE: the summed scores are
@@ -168,12 +202,12 @@ def forest_node(rf, n_labels):
             attrs[k] = np.concatenate(v).astype(np.float32).tolist()
         else:
             attrs[k] = np.concatenate(v).astype(np.int64).tolist()
-    return helper.make_node("TreeEnsembleClassifier", ["pca"], ["label", "probabilities"],
+    return helper.make_node("TreeEnsembleClassifier", [source], ["label", "probabilities"],
                             name="forest", domain="ai.onnx.ml", post_transform="NONE",
                             classlabels_int64s=list(range(n_labels)), **attrs)
 
 
-def export_onnx(scaler, pca, rf, n_features, n_labels):
+def export_onnx(scaler, pca, rf, n_features, n_labels, kind="pca"):
     inits = [
         numpy_helper.from_array(scaler.mean_.astype(np.float32), "scaler_mean"),
         numpy_helper.from_array(scaler.scale_.astype(np.float32), "scaler_scale"),
@@ -185,8 +219,10 @@ def export_onnx(scaler, pca, rf, n_features, n_labels):
         helper.make_node("Div", ["centred", "scaler_scale"], ["scaled"], name="scale_div_std"),
         helper.make_node("Sub", ["scaled", "pca_mean"], ["pca_centred"], name="pca_sub_mean"),
         helper.make_node("MatMul", ["pca_centred", "pca_components"], ["pca"], name="pca_matmul"),
-        forest_node(rf, n_labels),
     ]
+    if kind == "both":
+        nodes.append(helper.make_node("Concat", ["scaled", "pca"], ["forest_input"], name="forest_input", axis=1))
+    nodes.append(forest_node(rf, n_labels, "forest_input" if kind == "both" else "pca"))
     graph = helper.make_graph(
         nodes, "tutti",
         [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", n_features])],
@@ -470,7 +506,11 @@ def main():
     ap.add_argument("--max-depth", type=int, default=None)
     ap.add_argument("--min-samples-split", type=int, default=30)
     ap.add_argument("--min-samples-leaf", type=int, default=1)
+    ap.add_argument("--max-features", type=max_features, default="sqrt",
+                    help="features each split draws from: sqrt, log2 or a fraction of them")
     ap.add_argument("--pca", type=int, default=16)
+    ap.add_argument("--forest-input", choices=sorted(FOREST_INPUTS), default="both",
+                    help="what the forest reads: the PCA components alone, or the scaled features beside them")
     ap.add_argument("--validation", type=float, default=0.2, help="fraction of training recordings for thresholds")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -497,7 +537,7 @@ def main():
     print(f"forest fitted in {fit_seconds:.1f} s; thresholds chosen (relative {relative}); exporting")
 
     t0 = time.time()
-    onnx_model = export_onnx(scaler, pca, rf, x.shape[1], len(names))
+    onnx_model = export_onnx(scaler, pca, rf, x.shape[1], len(names), args.forest_input)
     print(f"exported in {time.time() - t0:.1f} s")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -549,9 +589,9 @@ def main():
         "feature_names": meta["feature_names"],
         "relative_threshold": relative,
         "training": {
-            "recipe": "StandardScaler -> PCA -> multi-label RandomForestClassifier",
+            "recipe": FOREST_INPUTS[args.forest_input], "forest_input": args.forest_input,
             "pca_components": args.pca, "pca_information_lost": round(lost, 4),
-            "trees": args.trees, "max_depth": args.max_depth, "max_features": "sqrt",
+            "trees": args.trees, "max_depth": args.max_depth, "max_features": args.max_features,
             "min_samples_split": args.min_samples_split, "min_samples_leaf": args.min_samples_leaf,
             "seed": args.seed, "fit_seconds": round(fit_seconds, 1),
             "scikit_learn": sklearn.__version__, "forest_nodes": int(sum(e.tree_.node_count for e in rf.estimators_)),
