@@ -16,11 +16,12 @@ fn per_window(c: &mut Criterion) {
         .read_all()
         .unwrap();
     let spec = WindowSpec::from_seconds(22050, 2.0, 0.5).unwrap();
+    let model = Model::load(&root.join("models/tutti.json")).unwrap();
     let mut feats = vec![];
     for set in ["seed26", "timbre98"] {
         let mut windower = Windower::new(spec, feature_set(set, 22050).unwrap());
         let mut keep = |_, f: &[f32]| -> Result<(), ()> {
-            if set == "seed26" {
+            if set == model.sidecar.feature_set {
                 feats.clear();
                 feats.extend_from_slice(f);
             }
@@ -53,7 +54,6 @@ fn per_window(c: &mut Criterion) {
             },
         );
     }
-    let model = Model::load(&root.join("models/tutti.json")).unwrap();
     let mut scores = vec![];
     c.bench_function("model (scaler, PCA, forest in tract), one window", |b| {
         b.iter(|| model.predict(black_box(&feats), &mut scores).unwrap())
