@@ -158,15 +158,15 @@ def pca_study(data, args, plots):
     """Variance lost and recipe scores against components kept."""
     width = data.x.shape[1]
     ks = sorted({k for k in (1, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 23, 26, 32, 48, 64) if k < width} | {width})
-    full = PCA(random_state=args.seed).fit(StandardScaler().fit_transform(data.x[data.fit]))
-    lost_curve = 1.0 - np.cumsum(full.explained_variance_ratio_)
+    lost_curve = variance_lost(data.x[data.fit])
     both = args.forest_input == "both"
     rows, scores, alone = [], [], []
     for k in tqdm(ks, desc="PCA study", unit="size"):
         parts, lost = data.transform(k, args.seed, args.forest_input)
         r = data.evaluate(forest(args), parts)
         if both:
-            r["alone"] = data.evaluate(forest(args), data.transform(k, args.seed, "pca")[0])["test"]
+            # The components are the last k columns of what the forest read.
+            r["alone"] = data.evaluate(forest(args), [p[:, -k:] for p in parts])["test"]
             alone.append(r["alone"])
         rows.append((k, lost, r))
         scores.append(r["test"])
@@ -194,6 +194,12 @@ def pca_study(data, args, plots):
     return lines
 
 
+def variance_lost(x_fit):
+    """Share of the variance lost when PCA keeps 1, 2, ... components."""
+    full = PCA().fit(StandardScaler().fit_transform(x_fit))
+    return 1.0 - np.cumsum(full.explained_variance_ratio_)
+
+
 def meta_set(data):
     return data.meta["feature_set"]
 
@@ -201,8 +207,7 @@ def meta_set(data):
 def seed_table(x_fit):
     """The seed's table of variance lost against components kept, beside
     the same for `seed26` rows of this data (the seed's own 26 values)."""
-    full = PCA().fit(StandardScaler().fit_transform(x_fit))
-    lost_curve = 1.0 - np.cumsum(full.explained_variance_ratio_)
+    lost_curve = variance_lost(x_fit)
     table = ["| components | variance lost here | the seed's |", "|---|---|---|"]
     seed_loss = {23: 1, 21: 2, 19: 3, 18: 4, 17: 5, 16: 7, 15: 8, 14: 10}
     for k in sorted(seed_loss, reverse=True):
