@@ -18,6 +18,14 @@ fail() {
 if dpkg -s tutti >/dev/null 2>&1; then
   fail "tutti is already installed here; purge it first (dpkg -P tutti)"
 fi
+# A tutti run as root outside the package (tutti listen without --state-dir)
+# leaves a real /var/lib/tutti; the outbox this check plants would then land
+# beside it, not in it, and the upgrade would seem to lose it.
+for d in /var/lib/tutti /var/lib/private/tutti; do
+  if [ -e "$d" ] || [ -L "$d" ]; then
+    fail "$d exists though tutti is not installed (left by a tutti run outside the package?); move it away first"
+  fi
+done
 sample=$(mktemp --suffix .wav)
 installed=
 # Whatever fails, leave tutti purged as found: a half-done check must not
