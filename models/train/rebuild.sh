@@ -22,7 +22,7 @@
 #   DATASET (use an existing MusicNet-layout directory instead of rendering)
 #   REPORT (the seed study redone on this data, default models/REPORT.md,
 #     plots in report/ beside it; REPORT=none skips it)  REPORT_BUDGET
-#     (seconds of hyper-parameter search, 600)  WINDOWS (window lengths in s
+#     (seconds of hyper-parameter search, 300)  WINDOWS (window lengths in s
 #     for its window study, "1 2 3 4 6 8 10 12")  WINDOW_CLIPS (clips per
 #     SoundFont rendered for that study, 13 s each, default 200)
 set -euo pipefail
@@ -45,7 +45,7 @@ SCORE_COMPOSERS=${SCORE_COMPOSERS:-bach haydn mozart beethoven}
 PER_COMPOSER=${PER_COMPOSER:-0}
 ROOM=${ROOM:-0.5}
 REPORT=${REPORT:-models/REPORT.md}
-REPORT_BUDGET=${REPORT_BUDGET:-600}
+REPORT_BUDGET=${REPORT_BUDGET:-300}
 WINDOWS=${WINDOWS:-1 2 3 4 6 8 10 12}
 WINDOW_CLIPS=${WINDOW_CLIPS:-200}
 AUGMENT=${AUGMENT:-0}
