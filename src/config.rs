@@ -338,7 +338,8 @@ impl Layers {
     }
 
     /// Checks the merged layers. `hostname` names the machine, for the
-    /// default device id; `state_env` is `$STATE_DIRECTORY` (set by systemd).
+    /// default device id; `state_env` is the state directory used when none
+    /// is set (`default_state_dir`), `/var/lib/tutti` when `None`.
     pub fn check(&self, hostname: &str, state_env: Option<&str>) -> Result<Settings, ConfigError> {
         let input = match self.text("input", "device") {
             None | Some("default") => Input::Default,
@@ -597,6 +598,29 @@ fn device_id_from(hostname: &str) -> String {
     }
 }
 
+/// Where the outbox goes when neither the file, the environment nor a flag
+/// sets `state.directory`: systemd's `$STATE_DIRECTORY`; for root,
+/// `/var/lib/tutti` (`None` here: `Layers::check`'s own default); for anyone
+/// else, who cannot write there, `$XDG_STATE_HOME/tutti`, else
+/// `~/.local/state/tutti`. `var` reads the environment.
+pub fn default_state_dir(var: impl Fn(&str) -> Option<String>, root: bool) -> Option<String> {
+    let set = |name: &str| var(name).filter(|v| !v.is_empty());
+    if let Some(dir) = set("STATE_DIRECTORY") {
+        return Some(dir);
+    }
+    if root {
+        return None;
+    }
+    set("XDG_STATE_HOME")
+        .map(|d| format!("{d}/tutti"))
+        .or_else(|| set("HOME").map(|h| format!("{h}/.local/state/tutti")))
+}
+
+/// Whether tutti runs as root (effective user id 0).
+pub fn running_as_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
 /// This machine's host name, as the kernel reports it.
 pub fn hostname() -> String {
     // uname(2), not /proc/sys/kernel/hostname: the systemd unit hides
@@ -639,6 +663,49 @@ mod tests {
         assert_eq!(s.mqtt.password, None);
         assert_eq!(s.state_dir, PathBuf::from("/var/lib/tutti"));
         assert_eq!(s.outbox_bytes, 64 << 20);
+    }
+
+    #[test]
+    fn the_state_directory_defaults_to_systemd_s_then_root_s_then_the_user_s() {
+        let env = |list: &'static [(&str, &str)]| {
+            move |name: &str| {
+                list.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let all = env(&[
+            ("STATE_DIRECTORY", "/var/lib/private/tutti"),
+            ("XDG_STATE_HOME", "/home/ana/.state"),
+            ("HOME", "/home/ana"),
+        ]);
+        assert_eq!(
+            default_state_dir(all, false).as_deref(),
+            Some("/var/lib/private/tutti")
+        );
+        let user = env(&[
+            ("XDG_STATE_HOME", "/home/ana/.state"),
+            ("HOME", "/home/ana"),
+        ]);
+        assert_eq!(default_state_dir(user, true), None);
+        assert_eq!(
+            default_state_dir(user, false).as_deref(),
+            Some("/home/ana/.state/tutti")
+        );
+        let home = env(&[("XDG_STATE_HOME", ""), ("HOME", "/home/ana")]);
+        assert_eq!(
+            default_state_dir(home, false).as_deref(),
+            Some("/home/ana/.local/state/tutti")
+        );
+        // Root's default is check's own; a set state.directory wins over all.
+        let root = Layers::default().check("pi", None).unwrap();
+        assert_eq!(root.state_dir, PathBuf::from("/var/lib/tutti"));
+        let mut layers = Layers::default();
+        layers
+            .env(vars(&[("TUTTI_STATE_DIRECTORY", "/srv/tutti")]))
+            .unwrap();
+        let set = layers.check("pi", Some("/home/ana/.state/tutti")).unwrap();
+        assert_eq!(set.state_dir, PathBuf::from("/srv/tutti"));
     }
 
     #[test]

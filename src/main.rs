@@ -326,7 +326,7 @@ fn listen(a: ListenArgs) -> Result<ExitCode> {
             layers.flag(flag, section, key, v)?;
         }
     }
-    let state = std::env::var("STATE_DIRECTORY").ok();
+    let state = config::default_state_dir(|v| std::env::var(v).ok(), config::running_as_root());
     let settings = layers.check(&config::hostname(), state.as_deref())?;
     if !(a.speed.is_finite() && a.speed > 0.0) {
         bail!("--speed {}: must be a positive number", a.speed);
@@ -377,7 +377,7 @@ fn config_cmd(path: Option<&Path>) -> Result<ExitCode> {
         None => layers.file(Path::new(config::DEFAULT_PATH), false)?,
     };
     layers.env(std::env::vars())?;
-    let state = std::env::var("STATE_DIRECTORY").ok();
+    let state = config::default_state_dir(|v| std::env::var(v).ok(), config::running_as_root());
     let settings = layers.check(&config::hostname(), state.as_deref())?;
     // Debug output masks the password. A reader that stops early
     // (`tutti config | grep -q …`) is not an error: see is_broken_pipe.
