@@ -52,7 +52,7 @@ AUGMENT=${AUGMENT:-0}
 SF_DIR=/usr/share/sounds/sf2
 SOUNDFONTS=("$SF_DIR/FluidR3_GM.sf2" "$SF_DIR/MuseScore_General_Full.sf2" "$SF_DIR/TimGM6mb.sf2")
 
-step() { printf '\n== %s\n' "$*" >&2; }
+step() { printf '\n== %s (at %d s)\n' "$*" "$SECONDS" >&2; }
 
 DATASET_GIVEN=${DATASET:-}
 if [ -z "${DATASET:-}" ]; then
@@ -107,7 +107,7 @@ step "Training"
   --card "$CARD" --trees "$TREES" --min-samples-split "$MIN_SAMPLES_SPLIT" --max-features "$MAX_FEATURES" \
   --pca "$PCA" --forest-input "$FOREST_INPUT" --command "$command"
 
-[ "$REPORT" = none ] && exit 0
+if [ "$REPORT" = none ]; then step "Done"; exit 0; fi
 # The window study needs clips longer than its longest window: a rendering
 # of its own, the same recipe with 13 s clips (a given DATASET is used as is).
 window_files=()
@@ -138,3 +138,4 @@ step "Report: the seed study on this data, into $REPORT"
 .venv/bin/python models/train/report.py "$WORK/features.npz" --windows "${window_files[@]}" --model "$OUT" \
   --out "$REPORT" --budget "$REPORT_BUDGET" --trees "$TREES" --min-samples-split "$MIN_SAMPLES_SPLIT" \
   --max-features "$MAX_FEATURES" --pca "$PCA" --forest-input "$FOREST_INPUT" "${seed_args[@]}" --command "$command"
+step "Done"
