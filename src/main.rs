@@ -158,10 +158,27 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tutti: error: {e:#}");
+            eprintln!("tutti: error: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, each said once: tutti's error
+/// enums already quote their source, which anyhow's `{:#}` would repeat.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// A reader that stopped reading (`tutti analyze … | head`) is not an error.
@@ -281,7 +298,7 @@ fn analyze(
                 return Ok(ExitCode::SUCCESS);
             }
             printer.flush().ok();
-            eprintln!("tutti: error: {e:#}");
+            eprintln!("tutti: error: {}", one_line(&e));
             batch.clear();
             infos.clear();
             failed += 1;

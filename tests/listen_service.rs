@@ -144,4 +144,6 @@ fn a_bad_model_or_state_directory_gives_one_clear_line() {
         state.to_str().unwrap(),
     ]);
     assert!(e.contains(state.to_str().unwrap()), "{e}");
+    // The cause is said once, not once per layer of the error chain.
+    assert_eq!(e.matches("os error").count(), 1, "{e}");
 }
