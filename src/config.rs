@@ -338,9 +338,13 @@ impl Layers {
     }
 
     /// Checks the merged layers. `hostname` names the machine, for the
-    /// default device id; `state_env` is the state directory used when none
+    /// default device id; `default_state` is the state directory used when none
     /// is set (`default_state_dir`), `/var/lib/tutti` when `None`.
-    pub fn check(&self, hostname: &str, state_env: Option<&str>) -> Result<Settings, ConfigError> {
+    pub fn check(
+        &self,
+        hostname: &str,
+        default_state: Option<&str>,
+    ) -> Result<Settings, ConfigError> {
         let input = match self.text("input", "device") {
             None | Some("default") => Input::Default,
             Some(d) if d.to_lowercase().ends_with(".wav") || Path::new(d).is_file() => {
@@ -507,7 +511,7 @@ impl Layers {
             mqtt,
             state_dir: self
                 .text("state", "directory")
-                .or(state_env.filter(|s| !s.is_empty()))
+                .or(default_state.filter(|s| !s.is_empty()))
                 .map_or_else(|| PathBuf::from("/var/lib/tutti"), PathBuf::from),
             outbox_bytes: outbox_mb as u64 * 1024 * 1024,
         })
