@@ -159,47 +159,75 @@ impl Sub {
     /// Subscribes to `topics` at QoS 1 with a persistent session named
     /// `id`, and waits until a probe message on `probe_topic` comes back.
     pub fn start(port: u16, id: &str, topics: &[&str], probe_topic: &str) -> Sub {
-        let mut cmd = Command::new("mosquitto_sub");
-        cmd.args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-q",
-            "1",
-            "-c",
-            "-i",
-            id,
-        ])
-        .args(["-F", "%t\t%p"]);
-        for t in topics {
-            cmd.args(["-t", t]);
-        }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto_sub (Debian package `mosquitto-clients`) must be installed");
-        let out = child.stdout.take().unwrap();
         let lines = Arc::new(Mutex::new(vec![]));
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if let Some((t, p)) = line.split_once('\t') {
-                    sink.lock().unwrap().push((t.to_string(), p.to_string()));
-                }
+        // What mosquitto_sub says on stderr, for the failure message.
+        let said = Arc::new(Mutex::new(String::new()));
+        let spawn = || {
+            let mut cmd = Command::new("mosquitto_sub");
+            cmd.args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-q",
+                "1",
+                "-c",
+                "-i",
+                id,
+            ])
+            .args(["-F", "%t\t%p"]);
+            for t in topics {
+                cmd.args(["-t", t]);
             }
-        });
-        let sub = Sub { child, lines };
+            let mut child = cmd
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("mosquitto_sub (Debian package `mosquitto-clients`) must be installed");
+            let out = child.stdout.take().unwrap();
+            let sink = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    if let Some((t, p)) = line.split_once('\t') {
+                        sink.lock().unwrap().push((t.to_string(), p.to_string()));
+                    }
+                }
+            });
+            let err = child.stderr.take().unwrap();
+            let said = said.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(err).lines().map_while(Result::ok) {
+                    said.lock().unwrap().push_str(&format!("{line}\n"));
+                }
+            });
+            child
+        };
+        let mut sub = Sub {
+            child: spawn(),
+            lines: lines.clone(),
+        };
         // One probe every 250 ms: each is a short-lived client, and a
         // burst of them (every 20 ms, as before) crowds a broker under load.
+        // mosquitto_sub gives up if its first connection fails (CI saw a
+        // subscriber never hear a probe, once, under load): it is started
+        // again, and what it said is kept for the failure message.
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut seen = false;
+        let mut restarts = 0;
         while !seen && Instant::now() < deadline {
+            if let Ok(Some(_)) = sub.child.try_wait() {
+                sub.child = spawn();
+                restarts += 1;
+            }
             publish(port, probe_topic, "probe", false);
             seen = wait_until(Duration::from_millis(250), || sub.count(probe_topic) > 0);
         }
-        assert!(seen, "the subscriber never saw its probe on {probe_topic}");
+        assert!(
+            seen,
+            "the subscriber never saw its probe on {probe_topic} ({restarts} restarts; \
+             mosquitto_sub said: {:?})",
+            said.lock().unwrap()
+        );
         sub
     }
 
