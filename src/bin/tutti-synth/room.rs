@@ -1,6 +1,6 @@
 //! What a microphone in a real room adds to a clean rendering: the room's
 //! reverberation (a synthetic impulse response), the microphone's
-//! colouration (band limits and a tilt) and background noise at a chosen
+//! colouration (band limits and one resonance or dip) and background noise at a chosen
 //! signal-to-noise ratio. Labels are unchanged: the same notes sound, only
 //! the way they reach the microphone differs.
 
@@ -24,19 +24,28 @@ pub struct Conditions {
     pub snr_db: f64,
     /// Noise colour: 0 white, 1 pink (1/f), 2 brown (1/f²).
     pub noise_colour: u8,
+    /// A peaking EQ (a cheap microphone's resonance, a wall's dip): its
+    /// centre, gain and quality factor.
+    pub eq_hz: f64,
+    pub eq_db: f64,
+    pub eq_q: f64,
 }
 
 impl Conditions {
-    /// The ranges the issue asks for: RT60 0.2–1.0 s, SNR 10–40 dB, band
-    /// limits of small and cheap microphones.
+    /// The ranges issue 17 asks for: RT60 0.2–2.0 s, SNR 5–40 dB, band
+    /// limits of small and cheap microphones, a resonance or dip of up to
+    /// 9 dB anywhere from 150 Hz to 6 kHz.
     pub fn draw(rng: &mut StdRng) -> Self {
         Conditions {
-            rt60: rng.random_range(0.2..1.0),
+            rt60: rng.random_range(0.2..2.0),
             direct_to_reverb_db: rng.random_range(-6.0..10.0),
             high_pass_hz: rng.random_range(40.0..250.0),
             low_pass_hz: rng.random_range(5000.0..16000.0),
-            snr_db: rng.random_range(10.0..40.0),
+            snr_db: rng.random_range(5.0..40.0),
             noise_colour: rng.random_range(0..3),
+            eq_hz: 150.0 * 40f64.powf(rng.random::<f64>()),
+            eq_db: rng.random_range(-9.0..9.0),
+            eq_q: rng.random_range(0.7..3.0),
         }
     }
 }
@@ -101,7 +110,24 @@ fn convolve(x: &[f32], h: &[f32]) -> Vec<f32> {
         .collect()
 }
 
-/// One-pole high-pass then low-pass at the microphone's corners.
+/// A peaking biquad (the Audio EQ Cookbook's) at `c.eq_hz`, `c.eq_db`.
+fn peaking_eq(x: &mut [f32], c: &Conditions, rate: f64) {
+    let a = 10f64.powf(c.eq_db / 40.0);
+    let w = 2.0 * std::f64::consts::PI * c.eq_hz / rate;
+    let alpha = w.sin() / (2.0 * c.eq_q);
+    let (b0, b1, b2) = (1.0 + alpha * a, -2.0 * w.cos(), 1.0 - alpha * a);
+    let (a0, a1, a2) = (1.0 + alpha / a, -2.0 * w.cos(), 1.0 - alpha / a);
+    let (mut x1, mut x2, mut y1, mut y2) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+    for s in x.iter_mut() {
+        let v = f64::from(*s);
+        let out = (b0 * v + b1 * x1 + b2 * x2 - a1 * y1 - a2 * y2) / a0;
+        (x2, x1, y2, y1) = (x1, v, y1, out);
+        *s = out as f32;
+    }
+}
+
+/// One-pole high-pass then low-pass at the microphone's corners, then its
+/// peaking EQ.
 fn colour(x: &mut [f32], c: &Conditions, rate: f64) {
     let hp = (-2.0 * std::f64::consts::PI * c.high_pass_hz / rate).exp();
     let lp = (-2.0 * std::f64::consts::PI * c.low_pass_hz / rate).exp();
@@ -113,6 +139,7 @@ fn colour(x: &mut [f32], c: &Conditions, rate: f64) {
         lp_out = lp * lp_out + (1.0 - lp) * hp_out;
         *s = lp_out as f32;
     }
+    peaking_eq(x, c, rate);
 }
 
 /// Background noise of the clip's colour, scaled to `snr_db` below the
@@ -201,6 +228,9 @@ mod tests {
             low_pass_hz: 10000.0,
             snr_db: 30.0,
             noise_colour: 0,
+            eq_hz: 1000.0,
+            eq_db: 0.0,
+            eq_q: 1.0,
         };
         let ir = impulse_response(&mut rng, &c, rate);
         assert_eq!(ir[0], 1.0);
@@ -227,6 +257,9 @@ mod tests {
                 low_pass_hz: 10000.0,
                 snr_db: 20.0,
                 noise_colour: colour,
+                eq_hz: 1000.0,
+                eq_db: 0.0,
+                eq_q: 1.0,
             };
             let mut x = clean.clone();
             add_noise(&mut rng, &mut x, &c);
@@ -235,5 +268,34 @@ mod tests {
             let snr = 10.0 * (p(&clean) / p(&noise)).log10();
             assert!((snr - 20.0).abs() < 0.1, "colour {colour}: {snr} dB");
         }
+    }
+
+    #[test]
+    fn the_peaking_eq_lifts_its_centre_and_leaves_far_tones_alone() {
+        let rate = 22050.0;
+        let c = Conditions {
+            rt60: 0.3,
+            direct_to_reverb_db: 0.0,
+            high_pass_hz: 50.0,
+            low_pass_hz: 10000.0,
+            snr_db: 20.0,
+            noise_colour: 0,
+            eq_hz: 1000.0,
+            eq_db: 9.0,
+            eq_q: 2.0,
+        };
+        let gain_db = |f: f64| {
+            let tone: Vec<f32> = (0..22050)
+                .map(|i| (2.0 * std::f64::consts::PI * f * i as f64 / rate).sin() as f32)
+                .collect();
+            let mut x = tone.clone();
+            peaking_eq(&mut x, &c, rate);
+            // Past the filter's settling time.
+            let p = |s: &[f32]| s[4410..].iter().map(|&v| f64::from(v).powi(2)).sum::<f64>();
+            10.0 * (p(&x) / p(&tone)).log10()
+        };
+        assert!((gain_db(1000.0) - 9.0).abs() < 0.2, "{}", gain_db(1000.0));
+        assert!(gain_db(8000.0).abs() < 0.5, "{}", gain_db(8000.0));
+        assert!(gain_db(100.0).abs() < 0.5, "{}", gain_db(100.0));
     }
 }
