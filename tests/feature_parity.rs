@@ -115,3 +115,56 @@ fn matches_librosa(set: &str) {
     );
     eprintln!("{set}: worst error is {worst:.2} of its tolerance");
 }
+
+/// `logmel128`, the CNN's input, against librosa's `power_to_db` of its
+/// mel spectrogram (stored in hundredths of a dB): every value of every
+/// frame within 0.02 dB.
+#[test]
+fn logmel128_matches_librosa_on_its_fixtures() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/features");
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("librosa_logmel128.json")).unwrap())
+            .unwrap();
+    let sr = expected["sample_rate"].as_u64().unwrap() as u32;
+    let spec = WindowSpec::from_seconds(sr, 2.0, 0.5).unwrap();
+    let mut windower = Windower::new(spec, feature_set("logmel128", sr).unwrap());
+    let fixtures = expected["fixtures"].as_object().unwrap();
+    assert!(fixtures.len() >= 6, "fixtures missing");
+    let mut worst = 0.0f64;
+    for (fixture, frames) in fixtures {
+        let want: Vec<f64> = frames
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|f| f.as_array().unwrap().iter())
+            .map(|v| v.as_f64().unwrap() / 100.0)
+            .collect();
+        let mut samples = MonoStream::open(&dir.join(format!("{fixture}.wav")), sr)
+            .unwrap()
+            .read_all()
+            .unwrap();
+        samples.truncate(spec.length);
+        let mut windows = vec![];
+        let mut keep = |_: tutti::window::WindowInfo, f: &[f32]| -> Result<(), ()> {
+            windows.push(f.to_vec());
+            Ok(())
+        };
+        windower.reset();
+        windower.push(&samples, &mut keep).unwrap();
+        windower.finish(&mut keep).unwrap();
+        assert_eq!(windows.len(), 1, "{fixture}: one window expected");
+        let got = &windows[0];
+        assert_eq!(got.len(), want.len(), "{fixture}: 87 frames x 128 bands");
+        for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
+            let err = (f64::from(g) - w).abs();
+            worst = worst.max(err);
+            assert!(
+                err <= 0.02,
+                "{fixture}: frame {} band {}: tutti {g} dB, librosa {w} dB",
+                i / 128,
+                i % 128
+            );
+        }
+    }
+    eprintln!("logmel128: worst error {worst:.4} dB");
+}

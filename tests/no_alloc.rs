@@ -65,6 +65,11 @@ fn timbre98_allocates_nothing_in_steady_state() {
     steady_state_allocates_nothing("timbre98");
 }
 
+#[test]
+fn logmel128_allocates_nothing_in_steady_state() {
+    steady_state_allocates_nothing("logmel128");
+}
+
 fn steady_state_allocates_nothing(set: &str) {
     // The counter sees an allocation when there is one.
     assert_eq!(

@@ -71,6 +71,18 @@ def timbre98(y):
 SETS = {"seed26": seed26, "timbre98": timbre98}
 
 
+def logmel128(y):
+    """The CNN's input: mel power in dB of every frame, floored 80 dB under
+    the window's peak; frames x bands."""
+    mel = librosa.feature.melspectrogram(y=y, sr=SR, n_fft=2048, hop_length=512, n_mels=128)
+    return librosa.power_to_db(mel, ref=1.0, top_db=80.0).T
+
+
+# logmel128 has 11 136 values a window: its fixture holds them as one array
+# per clip (in hundredths of a dB), for the clips that test something apart.
+LOGMEL_FIXTURES = ["tone_440", "chord_c_major", "white_noise", "sweep_with_gap", "short_0_7s", "silence"]
+
+
 def signals():
     rng = np.random.default_rng(7)
     t = np.arange(N) / SR
@@ -104,6 +116,7 @@ def main(out_dir):
     out.mkdir(parents=True, exist_ok=True)
     expected = {name: {"librosa": librosa.__version__, "sample_rate": SR, "feature_set": name,
                        "pinned": {"tuning": 0.0}, "fixtures": {}} for name in SETS}
+    logmel = {}
     for name, y in signals():
         path = out / f"{name}.wav"
         sf.write(path, y.astype(np.float32), SR, subtype="PCM_16")
@@ -124,8 +137,13 @@ def main(out_dir):
                 noisy = [features(window + perturbation(window, f"{name}{i}")) for i in range(3)]
                 expected[set_name].setdefault("sensitivity", {})[name] = {
                     k: max(abs(n[k] - v) for n in noisy) for k, v in clean.items()}
+        if name in LOGMEL_FIXTURES:
+            logmel.setdefault(name, np.round(100 * logmel128(window)).astype(int).tolist())
     for set_name, table in expected.items():
         (out / f"librosa_{set_name}.json").write_text(json.dumps(table, indent=1) + "\n")
+    (out / "librosa_logmel128.json").write_text(json.dumps(
+        {"librosa": librosa.__version__, "sample_rate": SR, "feature_set": "logmel128", "unit": "0.01 dB",
+         "layout": "frames x mel bands", "fixtures": logmel}, separators=(",", ":")) + "\n")
     print(f"wrote {len(expected['seed26']['fixtures'])} fixtures for {', '.join(SETS)} to {out}")
 
 

@@ -7,10 +7,12 @@
 
 mod filters;
 mod frame;
+mod logmel;
 mod seed26;
 mod spectrum;
 mod timbre98;
 
+pub use logmel::LogMel;
 pub use seed26::Seed26;
 pub use spectrum::FrameSpectrum;
 pub use timbre98::Timbre98;
@@ -76,6 +78,11 @@ const SETS: &[SetEntry] = &[
         name: timbre98::NAME,
         sample_rate: timbre98::SAMPLE_RATE,
         build: || Box::new(Timbre98::new()),
+    },
+    SetEntry {
+        name: logmel::NAME,
+        sample_rate: logmel::SAMPLE_RATE,
+        build: || Box::new(LogMel::new()),
     },
 ];
 
