@@ -1,6 +1,7 @@
 //! Cost of one 2-second window: each feature set's features (alone, and in
 //! a stream at the default 0.5 s hop, where overlapping windows share
-//! frames), and the shipped model. Run: cargo bench --bench per_window
+//! frames), and each shipped model (the forest and the CNN) on one core.
+//! Run: cargo bench --bench per_window
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use std::path::Path;
@@ -16,15 +17,23 @@ fn per_window(c: &mut Criterion) {
         .read_all()
         .unwrap();
     let spec = WindowSpec::from_seconds(22050, 2.0, 0.5).unwrap();
-    let model = Model::load(&root.join("models/tutti.json")).unwrap();
-    let mut feats = vec![];
-    for set in ["seed26", "timbre98"] {
+    let models: Vec<(&str, Model)> = ["forest", "cnn"]
+        .into_iter()
+        .map(|m| {
+            (
+                m,
+                Model::load(&root.join(format!("models/{m}.json"))).unwrap(),
+            )
+        })
+        .collect();
+    // The last window's features of each set, for the models.
+    let mut feats: Vec<(&str, Vec<f32>)> = vec![];
+    for set in ["seed26", "timbre98", "logmel128"] {
         let mut windower = Windower::new(spec, feature_set(set, 22050).unwrap());
+        let mut last = vec![];
         let mut keep = |_, f: &[f32]| -> Result<(), ()> {
-            if set == model.sidecar.feature_set {
-                feats.clear();
-                feats.extend_from_slice(f);
-            }
+            last.clear();
+            last.extend_from_slice(f);
             Ok(())
         };
         c.bench_function(&format!("features {set}, one isolated 2 s window"), |b| {
@@ -53,11 +62,23 @@ fn per_window(c: &mut Criterion) {
                 })
             },
         );
+        feats.push((set, last));
     }
     let mut scores = vec![];
-    c.bench_function("model (scaler, PCA, forest in tract), one window", |b| {
-        b.iter(|| model.predict(black_box(&feats), &mut scores).unwrap())
-    });
+    for (name, model) in &models {
+        let input = &feats
+            .iter()
+            .find(|(set, _)| *set == model.sidecar.feature_set)
+            .unwrap()
+            .1;
+        c.bench_function(
+            &format!(
+                "model {name} ({}) in tract, one window",
+                model.sidecar.feature_set
+            ),
+            |b| b.iter(|| model.predict(black_box(input), &mut scores).unwrap()),
+        );
+    }
 }
 
 criterion_group!(benches, per_window);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs an ARM build of tutti under qemu-user on the bundled recordings and
-# compares it with this machine's build: the same windows and instruments,
-# every score within 1e-4.
+# Runs an ARM build of tutti under qemu-user on the bundled recordings, with
+# both shipped models, and compares it with this machine's build: the same
+# windows and instruments, every score within 1e-4.
 #   deploy/qemu-check.sh target/aarch64-unknown-linux-gnu/release/tutti [X86_BINARY]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,10 +15,12 @@ case $(file -b "$arm") in
 esac
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-for wav in samples/*.wav; do
-  name=$(basename "$wav" .wav)
-  TUTTI_MODEL= "$x86" analyze --model models/tutti.json --json "$wav" > "$dir/$name.x86"
-  TUTTI_MODEL= "$qemu" "$arm" analyze --model models/tutti.json --json "$wav" > "$dir/$name.arm"
+for model in forest cnn; do
+  for wav in samples/*.wav; do
+    name=$model-$(basename "$wav" .wav)
+    TUTTI_MODEL= "$x86" analyze --model "models/$model.json" --json "$wav" > "$dir/$name.x86"
+    TUTTI_MODEL= "$qemu" "$arm" analyze --model "models/$model.json" --json "$wav" > "$dir/$name.arm"
+  done
 done
 python3 - "$dir" <<'PY'
 import json, pathlib, sys

@@ -104,9 +104,10 @@ fn a_relative_threshold_in_the_sidecar_drops_the_weak_neighbours() {
     const R: f64 = 0.75;
     let dir = tempfile::tempdir().unwrap();
     let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
-    std::fs::copy(models.join("tutti.onnx"), dir.path().join("tutti.onnx")).unwrap();
     let mut sidecar: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(models.join("tutti.json")).unwrap()).unwrap();
+    let onnx = sidecar["model_file"].as_str().unwrap();
+    std::fs::copy(models.join(onnx), dir.path().join(onnx)).unwrap();
     let shipped = sidecar
         .get("relative_threshold")
         .map_or(0.0, |r| r.as_f64().unwrap());

@@ -1,7 +1,8 @@
-//! The shipped model, run by tract with tutti's forest evaluator, reproduces
-//! scikit-learn's probabilities (fixture written by models/train/train.py),
-//! and every mismatch between sidecar and ONNX file is refused at load with
-//! an error that names the file and the mismatch.
+//! Both models, run by tract, reproduce their training framework: the
+//! forest (with tutti's forest evaluator) scikit-learn's probabilities
+//! (fixture written by models/train/train.py), the CNN JAX's (written by
+//! models/train/cnn.py). Every mismatch between sidecar and ONNX file is
+//! refused at load with an error that names the file and the mismatch.
 
 use prost::Message;
 use std::path::{Path, PathBuf};
@@ -11,16 +12,25 @@ fn models_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("models")
 }
 
-#[test]
-fn tract_matches_scikit_learn_within_1e_5() {
-    let model = Model::load(&models_dir().join("tutti.json")).unwrap();
+/// A parity fixture and the model it names.
+fn parity(fixture: &str) -> (Model, serde_json::Value) {
     let fixture: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/model_parity.json"),
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures")
+                .join(fixture),
         )
         .unwrap(),
     )
     .unwrap();
+    let model = Model::load(&models_dir().join(fixture["model"].as_str().unwrap())).unwrap();
+    (model, fixture)
+}
+
+#[test]
+fn tract_matches_scikit_learn_within_1e_5() {
+    let (model, fixture) = parity("model_parity.json");
+    assert_eq!(model.sidecar.feature_set, "timbre98");
     assert_eq!(
         fixture["onnx_sha256"], model.sidecar.onnx_sha256,
         "the parity fixture belongs to another model: rerun models/train/rebuild.sh"
@@ -46,6 +56,44 @@ fn tract_matches_scikit_learn_within_1e_5() {
     assert_eq!(&single[..], &got[3 * n..4 * n]);
 }
 
+#[test]
+fn tract_runs_the_cnn_as_jax_does_within_1e_5() {
+    let (model, fixture) = parity("cnn_parity.json");
+    assert_eq!(model.sidecar.feature_set, "logmel128");
+    assert_eq!(
+        fixture["onnx_sha256"], model.sidecar.onnx_sha256,
+        "the parity fixture belongs to another model: rerun models/train/rebuild.sh"
+    );
+    // Log-mel windows in hundredths of a dB: exactly what JAX read.
+    let rows: Vec<Vec<i64>> = serde_json::from_value(fixture["features_centi_db"].clone()).unwrap();
+    let want: Vec<Vec<f32>> = serde_json::from_value(fixture["probabilities"].clone()).unwrap();
+    assert_eq!(rows.len(), 2);
+    let flat: Vec<f32> = rows
+        .iter()
+        .flatten()
+        .map(|&c| (c as f64 / 100.0) as f32)
+        .collect();
+    assert_eq!(flat.len(), 2 * model.n_features());
+    let mut got = vec![];
+    model.predict(&flat, &mut got).unwrap();
+    let n = model.sidecar.labels.len();
+    let mut worst = 0.0f32;
+    for (r, w) in want.iter().enumerate() {
+        for (k, &p) in w.iter().enumerate() {
+            worst = worst.max((got[r * n + k] - p).abs());
+        }
+    }
+    assert!(worst <= 1e-5, "max |tract - JAX| = {worst}");
+    // One window at a time (as the daemon runs it) gives the same answer.
+    let mut single = vec![];
+    model
+        .predict(&flat[model.n_features()..], &mut single)
+        .unwrap();
+    for (a, b) in single.iter().zip(&got[n..]) {
+        assert!((a - b).abs() <= 1e-6, "{a} vs {b}");
+    }
+}
+
 /// A copy of the shipped model in a temporary directory, to be broken.
 struct Copy {
     _dir: tempfile::TempDir,
@@ -56,9 +104,12 @@ struct Copy {
 fn copy_model() -> Copy {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("tutti.json");
-    let onnx = dir.path().join("tutti.onnx");
     std::fs::copy(models_dir().join("tutti.json"), &json).unwrap();
-    std::fs::copy(models_dir().join("tutti.onnx"), &onnx).unwrap();
+    let sidecar: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let name = sidecar["model_file"].as_str().unwrap();
+    let onnx = dir.path().join(name);
+    std::fs::copy(models_dir().join(name), &onnx).unwrap();
     Copy {
         _dir: dir,
         json,
@@ -91,7 +142,7 @@ fn a_modified_onnx_file_fails_its_checksum() {
     let (e, msg) = load_err(&c);
     assert!(matches!(e, ModelError::Checksum { .. }), "{msg}");
     assert!(
-        msg.contains("tutti.onnx") && msg.contains("sha256"),
+        msg.contains(&c.onnx.display().to_string()) && msg.contains("sha256"),
         "{msg}"
     );
 }
@@ -178,7 +229,7 @@ fn broken_or_missing_files_are_named() {
     std::fs::remove_file(&c.onnx).unwrap();
     let (e, msg) = load_err(&c);
     assert!(
-        matches!(e, ModelError::Read { .. }) && msg.contains("tutti.onnx"),
+        matches!(e, ModelError::Read { .. }) && msg.contains(&c.onnx.display().to_string()),
         "{msg}"
     );
 
@@ -202,6 +253,9 @@ fn broken_or_missing_files_are_named() {
 #[test]
 fn the_onnx_path_also_finds_its_sidecar() {
     let c = copy_model();
+    // The shipped tutti.json is a copy of the winner's own sidecar, which
+    // sits beside its ONNX file under the same stem.
+    std::fs::copy(&c.json, c.onnx.with_extension("json")).unwrap();
     let m = Model::load(&c.onnx).unwrap();
     assert_eq!(m.sidecar.labels.len(), 11);
     assert_eq!(m.sidecar.labels[4].name, "cello");
