@@ -16,7 +16,7 @@
 use std::path::Path;
 use tutti::audio::MonoStream;
 use tutti::features::feature_set;
-use tutti::window::{WindowSpec, Windower};
+use tutti::window::{WindowInfo, WindowSpec, Windower};
 
 #[test]
 fn seed26_matches_librosa_on_every_fixture() {
@@ -26,6 +26,27 @@ fn seed26_matches_librosa_on_every_fixture() {
 #[test]
 fn timbre98_matches_librosa_on_every_fixture() {
     matches_librosa("timbre98");
+}
+
+/// The one window of fixture `name`: a fixture is one window long (shorter
+/// ones are padded by the windower), so its window is librosa's whole clip.
+fn fixture_window(windower: &mut Windower, dir: &Path, name: &str) -> (WindowInfo, Vec<f32>) {
+    let spec = windower.spec();
+    let mut samples = MonoStream::open(&dir.join(format!("{name}.wav")), spec.sample_rate)
+        .unwrap()
+        .read_all()
+        .unwrap();
+    samples.truncate(spec.length);
+    let mut windows = vec![];
+    let mut keep = |info: WindowInfo, f: &[f32]| -> Result<(), ()> {
+        windows.push((info, f.to_vec()));
+        Ok(())
+    };
+    windower.reset();
+    windower.push(&samples, &mut keep).unwrap();
+    windower.finish(&mut keep).unwrap();
+    assert_eq!(windows.len(), 1, "{name}: one window expected");
+    windows.pop().unwrap()
 }
 
 fn matches_librosa(set: &str) {
@@ -63,23 +84,7 @@ fn matches_librosa(set: &str) {
     let mut failures = vec![];
     let mut worst = 0.0f64;
     for (fixture, want) in fixtures {
-        let mut samples = MonoStream::open(&dir.join(format!("{fixture}.wav")), sr)
-            .unwrap()
-            .read_all()
-            .unwrap();
-        // A fixture is one window long (shorter ones are padded by the
-        // windower), so its one window is librosa's whole clip.
-        samples.truncate(spec.length);
-        let mut windows = vec![];
-        let mut keep = |info: tutti::window::WindowInfo, f: &[f32]| -> Result<(), ()> {
-            windows.push((info, f.to_vec()));
-            Ok(())
-        };
-        windower.reset();
-        windower.push(&samples, &mut keep).unwrap();
-        windower.finish(&mut keep).unwrap();
-        assert_eq!(windows.len(), 1, "{fixture}: one window expected");
-        let (info, got) = windows.pop().unwrap();
+        let (info, got) = fixture_window(&mut windower, &dir, fixture);
         assert_eq!(
             info.padded,
             fixture.starts_with("short"),
@@ -139,21 +144,7 @@ fn logmel128_matches_librosa_on_its_fixtures() {
             .flat_map(|f| f.as_array().unwrap().iter())
             .map(|v| v.as_f64().unwrap() / 100.0)
             .collect();
-        let mut samples = MonoStream::open(&dir.join(format!("{fixture}.wav")), sr)
-            .unwrap()
-            .read_all()
-            .unwrap();
-        samples.truncate(spec.length);
-        let mut windows = vec![];
-        let mut keep = |_: tutti::window::WindowInfo, f: &[f32]| -> Result<(), ()> {
-            windows.push(f.to_vec());
-            Ok(())
-        };
-        windower.reset();
-        windower.push(&samples, &mut keep).unwrap();
-        windower.finish(&mut keep).unwrap();
-        assert_eq!(windows.len(), 1, "{fixture}: one window expected");
-        let got = &windows[0];
+        let (_, got) = fixture_window(&mut windower, &dir, fixture);
         assert_eq!(got.len(), want.len(), "{fixture}: 87 frames x 128 bands");
         for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
             let err = (f64::from(g) - w).abs();

@@ -24,17 +24,26 @@ fn parity(fixture: &str) -> (Model, serde_json::Value) {
     )
     .unwrap();
     let model = Model::load(&models_dir().join(fixture["model"].as_str().unwrap())).unwrap();
+    assert_eq!(
+        fixture["onnx_sha256"], model.sidecar.onnx_sha256,
+        "the parity fixture belongs to another model: rerun models/train/rebuild.sh"
+    );
     (model, fixture)
+}
+
+/// The largest |got - want| over every score of every row.
+fn worst_difference(got: &[f32], want: &[Vec<f32>]) -> f32 {
+    assert_eq!(got.len(), want.iter().map(Vec::len).sum::<usize>());
+    got.iter()
+        .zip(want.iter().flatten())
+        .map(|(g, w)| (g - w).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
 fn tract_matches_scikit_learn_within_1e_5() {
     let (model, fixture) = parity("model_parity.json");
     assert_eq!(model.sidecar.feature_set, "timbre98");
-    assert_eq!(
-        fixture["onnx_sha256"], model.sidecar.onnx_sha256,
-        "the parity fixture belongs to another model: rerun models/train/rebuild.sh"
-    );
     let rows: Vec<Vec<f32>> = serde_json::from_value(fixture["features"].clone()).unwrap();
     let want: Vec<Vec<f32>> = serde_json::from_value(fixture["probabilities"].clone()).unwrap();
     assert!(rows.len() >= 32);
@@ -43,12 +52,7 @@ fn tract_matches_scikit_learn_within_1e_5() {
     model.predict(&flat, &mut got).unwrap();
     let n = model.sidecar.labels.len();
     assert_eq!(got.len(), rows.len() * n);
-    let mut worst = 0.0f32;
-    for (r, w) in want.iter().enumerate() {
-        for (k, &p) in w.iter().enumerate() {
-            worst = worst.max((got[r * n + k] - p).abs());
-        }
-    }
+    let worst = worst_difference(&got, &want);
     assert!(worst <= 1e-5, "max |tract - sklearn| = {worst}");
     // One row at a time gives the same answer as the batch.
     let mut single = vec![];
@@ -60,10 +64,6 @@ fn tract_matches_scikit_learn_within_1e_5() {
 fn tract_runs_the_cnn_as_jax_does_within_1e_5() {
     let (model, fixture) = parity("cnn_parity.json");
     assert_eq!(model.sidecar.feature_set, "logmel128");
-    assert_eq!(
-        fixture["onnx_sha256"], model.sidecar.onnx_sha256,
-        "the parity fixture belongs to another model: rerun models/train/rebuild.sh"
-    );
     // Log-mel windows in hundredths of a dB: exactly what JAX read.
     let rows: Vec<Vec<i64>> = serde_json::from_value(fixture["features_centi_db"].clone()).unwrap();
     let want: Vec<Vec<f32>> = serde_json::from_value(fixture["probabilities"].clone()).unwrap();
@@ -77,12 +77,7 @@ fn tract_runs_the_cnn_as_jax_does_within_1e_5() {
     let mut got = vec![];
     model.predict(&flat, &mut got).unwrap();
     let n = model.sidecar.labels.len();
-    let mut worst = 0.0f32;
-    for (r, w) in want.iter().enumerate() {
-        for (k, &p) in w.iter().enumerate() {
-            worst = worst.max((got[r * n + k] - p).abs());
-        }
-    }
+    let worst = worst_difference(&got, &want);
     assert!(worst <= 1e-5, "max |tract - JAX| = {worst}");
     // One window at a time (as the daemon runs it) gives the same answer.
     let mut single = vec![];

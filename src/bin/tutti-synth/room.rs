@@ -201,6 +201,21 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
 
+    /// A short room, a wide microphone, 20 dB of white noise, a flat EQ.
+    fn plain() -> Conditions {
+        Conditions {
+            rt60: 0.3,
+            direct_to_reverb_db: 0.0,
+            high_pass_hz: 50.0,
+            low_pass_hz: 10000.0,
+            snr_db: 20.0,
+            noise_colour: 0,
+            eq_hz: 1000.0,
+            eq_db: 0.0,
+            eq_q: 1.0,
+        }
+    }
+
     #[test]
     fn convolution_matches_the_direct_sum() {
         let x: Vec<f32> = (0..50)
@@ -223,14 +238,8 @@ mod tests {
         let rate = 22050.0;
         let c = Conditions {
             rt60: 0.5,
-            direct_to_reverb_db: 0.0,
-            high_pass_hz: 50.0,
-            low_pass_hz: 10000.0,
             snr_db: 30.0,
-            noise_colour: 0,
-            eq_hz: 1000.0,
-            eq_db: 0.0,
-            eq_q: 1.0,
+            ..plain()
         };
         let ir = impulse_response(&mut rng, &c, rate);
         assert_eq!(ir[0], 1.0);
@@ -251,15 +260,8 @@ mod tests {
         let clean: Vec<f32> = (0..44100).map(|i| 0.3 * (i as f32 * 0.05).sin()).collect();
         for colour in 0..3 {
             let c = Conditions {
-                rt60: 0.3,
-                direct_to_reverb_db: 0.0,
-                high_pass_hz: 50.0,
-                low_pass_hz: 10000.0,
-                snr_db: 20.0,
                 noise_colour: colour,
-                eq_hz: 1000.0,
-                eq_db: 0.0,
-                eq_q: 1.0,
+                ..plain()
             };
             let mut x = clean.clone();
             add_noise(&mut rng, &mut x, &c);
@@ -274,15 +276,9 @@ mod tests {
     fn the_peaking_eq_lifts_its_centre_and_leaves_far_tones_alone() {
         let rate = 22050.0;
         let c = Conditions {
-            rt60: 0.3,
-            direct_to_reverb_db: 0.0,
-            high_pass_hz: 50.0,
-            low_pass_hz: 10000.0,
-            snr_db: 20.0,
-            noise_colour: 0,
-            eq_hz: 1000.0,
             eq_db: 9.0,
             eq_q: 2.0,
+            ..plain()
         };
         let gain_db = |f: f64| {
             let tone: Vec<f32> = (0..22050)
