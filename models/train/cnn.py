@@ -206,10 +206,11 @@ def main():
     print(f"windows: fit {len(fit)}, validation {len(val)}, test {len(test)}; "
           f"{multiply_adds(args.channels) / 1e6:.1f} M multiply-adds per window")
 
-    folds = []
-    if args.lofo:
-        folds = lofo(lambda f, _v: (lambda rows, m=train(x, y, f, args): predictor(m)(x, rows)),
-                     y, rec, split, meta, groups, names, args)
+    def fit_predict(fit_rows, _val_rows):
+        score = predictor(train(x, y, fit_rows, args))
+        return lambda rows: score(x, rows)
+
+    folds = lofo(fit_predict, y, rec, split, meta, groups, names, args) if args.lofo else []
     t0 = time.time()
     model = train(x, y, fit, args)
     fit_seconds = time.time() - t0
@@ -234,6 +235,7 @@ def main():
         "onnx_sha256": hashlib.sha256(onnx_bytes).hexdigest(),
         "labels": [{"name": n, "program": l["program"], "threshold": float(t)}
                    for n, l, t in zip(names, meta["labels"], thresholds)],
+        # The hop analyze and listen use by default, not the training windows' hop.
         "sample_rate": meta["sample_rate"], "window_seconds": meta["window_seconds"],
         "hop_seconds": 0.5, "feature_set": meta["feature_set"], "feature_names": meta["feature_names"],
         "relative_threshold": relative,
