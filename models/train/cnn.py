@@ -241,7 +241,7 @@ def main():
         "relative_threshold": relative,
         "training": {
             "recipe": f"CNN on log-mel: {len(args.channels)} convolutions 3x3 ({'/'.join(map(str, args.channels))} "
-                      "channels, ReLU, 2x2 max-pool between), mean over time and frequency, linear, sigmoid",
+                      "channels, ReLU, 2x2 max-pool between), mean over time (the bands kept), linear, sigmoid",
             "channels": args.channels, "parameters": parameters(model),
             "multiply_adds": multiply_adds(args.channels), "epochs": args.epochs, "batch": args.batch,
             "learning_rate": args.lr, "augment": {"mix": args.mix, "eq": args.eq, "spec_augment": args.spec_augment,
