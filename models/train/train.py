@@ -30,20 +30,11 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
 
-# Re-exported: compare.py, report.py, heard.py and solo_study.py read them from here.
-from evaluate import (FAMILIES, RELATIVE_GRID, choose_relative, choose_thresholds, column,  # noqa: F401
-                      confused_pairs, data_summary, families_of, groups_of, load, lofo, lofo_lines, lofo_summary, metrics,
-                      predict, room_mask, split_fit_validation, test_subsets)
-
-
-
-
-
-
-
-
-
-
+# FAMILIES, column, families_of, predict and test_subsets are re-exported:
+# compare.py, heard.py and solo_study.py read them from here.
+from evaluate import (FAMILIES, choose_relative, choose_thresholds, column, data_summary,  # noqa: F401
+                      families_of, groups_of, load, lofo, lofo_summary, metrics, predict,
+                      split_fit_validation, test_subsets)
 
 
 FOREST_INPUTS = {
@@ -92,8 +83,6 @@ def max_features(text):
     if not 0.0 < f <= 1.0:
         raise argparse.ArgumentTypeError(f"{text!r}: expected sqrt, log2 or a fraction in (0, 1]")
     return f
-
-
 
 
 def fit_forest(x, y, args, sample_weight=None):
@@ -205,18 +194,6 @@ def export_onnx(scaler, pca, rf, n_features, n_labels, kind="pca"):
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 def main():
