@@ -18,6 +18,10 @@ pub struct Detection {
     pub instruments: Vec<String>,
     /// Every instrument's score, in the model's label order.
     pub scores: serde_json::Map<String, serde_json::Value>,
+    /// The instruments ON after this window, as the daemon would hold them
+    /// ([`InstrumentStates`]), when the caller tracks states.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on: Option<Vec<String>>,
 }
 
 impl Detection {
@@ -41,6 +45,7 @@ impl Detection {
             padded,
             instruments,
             scores,
+            on: None,
         }
     }
 }
@@ -140,6 +145,15 @@ impl InstrumentStates {
 
     pub fn is_on(&self, index: usize) -> bool {
         self.on[index]
+    }
+
+    /// Names of the instruments now ON, in label order.
+    pub fn on_names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.names
+            .iter()
+            .zip(&self.on)
+            .filter(|(_, &on)| on)
+            .map(|(n, _)| n.as_str())
     }
 
     /// Feeds the scores of the window ending at `end` seconds (windows in

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tutti::config;
-use tutti::detect::Detection;
+use tutti::detect::{Detection, Hysteresis, InstrumentStates};
 use tutti::features;
 use tutti::model::Model;
 use tutti::output::{Format, Printer};
@@ -38,6 +38,15 @@ enum Command {
         /// One JSON object per window and line instead of a table.
         #[arg(long)]
         json: bool,
+        /// With --json, each window also says which instruments the daemon
+        /// would hold ON after it (`on`): seconds an instrument stays ON
+        /// without support, as `analysis.hold` (default 1.5).
+        #[arg(long, value_parser = hold_seconds, allow_negative_numbers = true)]
+        hold: Option<f64>,
+        /// With --json: how far under its threshold a score still supports
+        /// an ON instrument, as `analysis.margin` (default 0.05).
+        #[arg(long, value_parser = margin, allow_negative_numbers = true)]
+        margin: Option<f32>,
     },
     /// Compute features: of one WAV file (JSON per window), or of a dataset
     /// in the MusicNet layout into an NPZ file for training.
@@ -132,7 +141,16 @@ fn main() -> ExitCode {
             hop,
             model,
             json,
-        } => analyze(&files, hop, model, json),
+            hold,
+            margin,
+        } => {
+            let defaults = Hysteresis::default();
+            let hysteresis = Hysteresis {
+                hold_seconds: hold.unwrap_or(defaults.hold_seconds),
+                margin: margin.unwrap_or(defaults.margin),
+            };
+            analyze(&files, hop, model, json, hysteresis)
+        }
         Command::Features {
             path,
             set,
@@ -166,6 +184,22 @@ fn main() -> ExitCode {
 
 /// The error and its causes on one line, each said once: tutti's error
 /// enums already quote their source, which anyhow's `{:#}` would repeat.
+/// `--hold`: seconds, finite and not negative.
+fn hold_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("`{text}` is not a number of seconds ≥ 0")),
+    }
+}
+
+/// `--margin`: a score difference in [0, 1).
+fn margin(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(v) if (0.0..1.0).contains(&v) => Ok(v),
+        _ => Err(format!("`{text}` is not a score margin in [0, 1)")),
+    }
+}
+
 fn one_line(e: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in e.chain() {
@@ -232,6 +266,7 @@ fn analyze(
     hop: Option<f64>,
     model: Option<PathBuf>,
     json: bool,
+    hysteresis: Hysteresis,
 ) -> Result<ExitCode> {
     let model = load_model(model)?;
     let sc = &model.sidecar;
@@ -256,6 +291,9 @@ fn analyze(
     let (mut batch, mut infos, mut scores) = (Vec::new(), Vec::new(), Vec::new());
     for file in files {
         let name = file.display().to_string();
+        // Each file is its own stream: every instrument starts OFF.
+        let mut states = InstrumentStates::new(&sc.labels, sc.relative_threshold, hysteresis);
+        let mut changes = Vec::new();
         let mut flush = |batch: &mut Vec<f32>, infos: &mut Vec<(f64, bool)>| -> Result<()> {
             if infos.is_empty() {
                 return Ok(());
@@ -263,7 +301,7 @@ fn analyze(
             model.predict(batch, &mut scores)?;
             for (i, &(start, padded)) in infos.iter().enumerate() {
                 let s = &scores[i * sc.labels.len()..(i + 1) * sc.labels.len()];
-                let d = Detection::new(
+                let mut d = Detection::new(
                     &name,
                     start,
                     start + sc.window_seconds,
@@ -272,6 +310,11 @@ fn analyze(
                     sc.relative_threshold,
                     s,
                 );
+                if json {
+                    states.update(start + sc.window_seconds, s, &mut changes);
+                    changes.clear();
+                    d.on = Some(states.on_names().map(str::to_string).collect());
+                }
                 printer.print(&d).context("writing to standard output")?;
             }
             batch.clear();

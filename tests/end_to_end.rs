@@ -48,7 +48,15 @@ fn json_lines_have_the_documented_fields_and_windows() {
         let keys: Vec<&str> = r.as_object().unwrap().keys().map(String::as_str).collect();
         assert_eq!(
             keys,
-            ["file", "start", "end", "padded", "instruments", "scores"]
+            [
+                "file",
+                "start",
+                "end",
+                "padded",
+                "instruments",
+                "scores",
+                "on"
+            ]
         );
         assert_eq!(r["start"].as_f64().unwrap(), i as f64 * 0.5);
         assert_eq!(r["end"].as_f64().unwrap(), i as f64 * 0.5 + 2.0);
@@ -78,6 +86,75 @@ fn json_lines_have_the_documented_fields_and_windows() {
     let rows = analyze("samples/piano.wav", &["--hop", "1.5"]);
     let starts: Vec<f64> = rows.iter().map(|r| r["start"].as_f64().unwrap()).collect();
     assert_eq!(starts, [0.0, 1.5, 3.0, 4.5, 6.0]);
+}
+
+/// The names in a window's `key` list.
+fn names(row: &serde_json::Value, key: &str) -> Vec<String> {
+    row[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn on_states_follow_the_windows_with_the_daemons_hold() {
+    // No hold and no margin: ON exactly where the window reports it.
+    let rows = analyze(
+        "samples/flute_bassoon.wav",
+        &["--hold", "0", "--margin", "0"],
+    );
+    assert!(rows.iter().any(|r| !names(r, "instruments").is_empty()));
+    for r in &rows {
+        assert_eq!(names(r, "on"), names(r, "instruments"), "{r}");
+    }
+    // A 1.5 s hold (three hops) with no margin: ON wherever reported, and
+    // OFF only after three windows in a row without it.
+    let rows = analyze(
+        "samples/flute_bassoon.wav",
+        &["--hold", "1.5", "--margin", "0"],
+    );
+    let mut held = 0;
+    for (i, r) in rows.iter().enumerate() {
+        let on = names(r, "on");
+        for n in names(r, "instruments") {
+            assert!(on.contains(&n), "{r}");
+        }
+        for n in on.iter().filter(|n| !names(r, "instruments").contains(n)) {
+            held += 1;
+            assert!(
+                (i.saturating_sub(2)..i).any(|j| names(&rows[j], "instruments").contains(n)),
+                "{n} held at window {i} without support in the two before"
+            );
+        }
+        if i > 0 {
+            for n in names(&rows[i - 1], "on").iter().filter(|n| !on.contains(n)) {
+                assert!(
+                    (i.saturating_sub(2)..=i).all(|j| !names(&rows[j], "instruments").contains(n)),
+                    "{n} went OFF at window {i} within three windows of support"
+                );
+            }
+        }
+    }
+    assert!(held > 0, "the hold never held anything on this sample");
+}
+
+#[test]
+fn a_bad_hold_or_margin_names_the_value() {
+    for (flag, value) in [("--hold", "-1"), ("--hold", "soon"), ("--margin", "1.5")] {
+        let out = Command::new(env!("CARGO_BIN_EXE_tutti"))
+            .args(["analyze", "--json", "samples/piano.wav", flag, value])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("`{value}`")) && err.contains(flag),
+            "{err}"
+        );
+    }
 }
 
 #[test]
