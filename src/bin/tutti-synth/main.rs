@@ -61,8 +61,9 @@ struct Args {
     #[arg(long = "avoid", value_name = "STEM=INSTRUMENT")]
     avoid: Vec<String>,
     /// Fraction of clips played into a room: a synthetic reverberation
-    /// (RT60 0.2–1.0 s), a microphone's band limits and background noise at
-    /// 10–40 dB SNR, drawn per clip and written to metadata.csv. The notes,
+    /// (RT60 0.2–2.0 s), a microphone's band limits and resonance or dip
+    /// (a peaking EQ of ±9 dB at 150 Hz–6 kHz) and background noise at
+    /// 5–40 dB SNR, drawn per clip and written to metadata.csv. The notes,
     /// labels and splits do not depend on it: the same --seed renders the
     /// same music with and without rooms.
     #[arg(long, default_value_t = 0.0)]
