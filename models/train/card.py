@@ -169,12 +169,47 @@ def model_section(path, sidecar, size, shipped):
     return lines
 
 
+def stream_section(summary):
+    """Markdown of stream.py's summary: the hold and margin it chose, the
+    grid it chose them on, and the held-out test streams."""
+    c, d = summary["chosen"], summary["default"]
+    lines = ["", "## Streams: per-window quality as the daemon reports", "",
+             "`models/train/stream.py` strings each family's clips end to end into streams (a new "
+             "instrumentation every 10 s clip, dry or in rooms) and runs `tutti analyze --json --hold --margin` on "
+             "them with the forest's LOFO fold models, each on the family it never heard. The `on` states are what "
+             "the daemon publishes. A false flip is an ON/OFF change of an instrument whose truth does not change "
+             "within a window's length of it. The hold and margin are chosen on streams of the held-out families' "
+             "train-split clips (best mean per-window macro-F1 of the states, ties to fewer flips) and reported "
+             "on their test-split clips.", "",
+             f"Chosen: hold {c['hold']} s, margin {c['margin']} (the daemon's default: hold {d['hold']} s, "
+             f"margin {d['margin']}).", "",
+             "| held out | condition | minutes | truth changes/min | macro-F1 windows | macro-F1 ON, default "
+             "| flips/min (false), default | macro-F1 ON, chosen | flips/min (false), chosen | raw window flips/min (false) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    chosen = {(r["family"], r["condition"]): r for r in summary["test"]["chosen"]}
+    for r in summary["test"]["default"]:
+        ch = chosen[(r["family"], r["condition"])]
+        lines.append(
+            f"| {r['family'].split(',')[0]} | {r['condition']} | {r['seconds'] / 60:.1f} | {r['truth_flips_per_min']} "
+            f"| {r['windows']['macro_f1']} | {r['states']['macro_f1']} "
+            f"| {r['states']['flips_per_min']} ({r['states']['false_flips_per_min']}) | {ch['states']['macro_f1']} "
+            f"| {ch['states']['flips_per_min']} ({ch['states']['false_flips_per_min']}) "
+            f"| {r['windows']['flips_per_min']} ({r['windows']['false_flips_per_min']}) |")
+    lines += ["", "The grid on the tuning streams (mean over the folds' train-split streams):", "",
+              "| hold s | margin | macro-F1 ON | flips/min | false flips/min |", "|---|---|---|---|---|"]
+    for g in summary["tuning"]:
+        lines.append(f"| {g['hold']} | {g['margin']} | {g['macro_f1']} | {g['flips_per_min']} "
+                     f"| {g['false_flips_per_min']} |")
+    return lines
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("sidecars", nargs="+", type=Path, help="model sidecars to choose from")
     ap.add_argument("--ship", type=Path, required=True, help="where the winner's sidecar is copied")
     ap.add_argument("--card", type=Path, required=True)
     ap.add_argument("--command", default="models/train/rebuild.sh")
+    ap.add_argument("--streams", type=Path, default=None, help="models/train/stream.py's results")
     args = ap.parse_args()
     models = []
     for path in args.sidecars:
@@ -210,6 +245,11 @@ def main():
     lines += goals(sidecar)
     for path, s, size in models:
         lines += model_section(path, s, size, path == shipped)
+    if args.streams:
+        try:
+            lines += stream_section(json.loads(args.streams.read_text())["summary"])
+        except (OSError, ValueError, KeyError) as e:
+            sys.exit(f"card: {args.streams}: {e}")
     lines += ["", "## Limits"]
     if not {"?", "unknown"} & set(t["sources"]):
         lines += [

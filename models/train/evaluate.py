@@ -29,8 +29,9 @@ def groups_of(rec, meta):
 # The training SoundFonts' sample families (../shared/facts/training-audio.md):
 # FluidR3_GM and MuseScore General share samples, TimGM6mb and Merlin have
 # their own (Merlin's harpsichord is TimGM6mb's: rebuild.sh renders none;
-# models/train/sf2_samples.py measures it).
-FAMILIES = ["FluidR3_GM,MuseScore_General_Full", "TimGM6mb,sf_GMbank", "Merlin"]
+# models/train/sf2_samples.py measures it); ToneJS is recordings of real
+# instruments (models/train/tonejs.py builds it; seven of the eleven).
+FAMILIES = ["FluidR3_GM,MuseScore_General_Full", "TimGM6mb,sf_GMbank", "Merlin", "ToneJS"]
 
 
 def column(rec, meta, field):
@@ -176,13 +177,15 @@ def data_summary(y, rec, meta, names, fit, val, test):
     }
 
 
-def lofo(fit_predict, y, rec, split, meta, groups, names, args, log=print):
+def lofo(fit_predict, y, rec, split, meta, groups, names, args, log=print, on_fold=None):
     """Leave-one-family-out: for each sample family F, a model fitted on the
     train split of every other family (`fit_predict(fit_rows, val_rows)`
     returns a function from rows to probabilities; thresholds and the
     relative threshold are chosen on `val_rows`, which are those families'
     recordings too) and tested on F's test split: all of it, dry and in
-    rooms. Macro averages take the instruments both sides have."""
+    rooms. Macro averages take the instruments both sides have.
+    `on_fold(entry)`, when given, runs after each fold, while the model
+    `fit_predict` last made is that fold's (to export it, say)."""
     fams = families_of(rec, meta)
     if len(fams) < 2:
         return []
@@ -205,10 +208,17 @@ def lofo(fit_predict, y, rec, split, meta, groups, names, args, log=print):
                 entry[part] = metrics(y[test][mask], p_test[mask], thresholds, names, known=known,
                                       relative=relative)
         folds.append(entry)
+        if on_fold is not None:
+            on_fold(entry)
     return folds
 
 
 LOFO_KEYS = ("macro_f1", "mAP", "samples_f1")
+
+
+def fold_stem(held_out):
+    """File stem of the LOFO fold model that never heard `held_out`."""
+    return "lofo-" + held_out.split("+")[0].lower()
 
 
 def lofo_summary(folds):

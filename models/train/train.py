@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 # FAMILIES, column, families_of, predict and test_subsets are re-exported:
 # compare.py, heard.py and solo_study.py read them from here.
-from evaluate import (FAMILIES, choose_relative, choose_thresholds, column, data_summary,  # noqa: F401
+from evaluate import (FAMILIES, choose_relative, choose_thresholds, column, data_summary, fold_stem,  # noqa: F401
                       families_of, groups_of, load, lofo, lofo_summary, metrics, predict,
                       split_fit_validation, test_subsets)
 
@@ -196,6 +196,32 @@ def export_onnx(scaler, pca, rf, n_features, n_labels, kind="pca"):
     return model
 
 
+def write_model(stem, onnx_bytes, meta, thresholds, relative, training, validation):
+    """Writes STEM.onnx and its sidecar STEM.json, each through a temporary
+    file so that no half-written model is ever left; returns the sidecar."""
+    sidecar = {
+        "model_file": stem.with_suffix(".onnx").name,
+        "onnx_sha256": hashlib.sha256(onnx_bytes).hexdigest(),
+        "labels": [{"name": l["name"], "program": l["program"], "threshold": float(t)}
+                   for l, t in zip(meta["labels"], thresholds)],
+        "sample_rate": meta["sample_rate"],
+        "window_seconds": meta["window_seconds"],
+        "hop_seconds": meta["hop_seconds"],
+        "feature_set": meta["feature_set"],
+        "feature_names": meta["feature_names"],
+        "relative_threshold": relative,
+        "training": training,
+        "validation": validation,
+    }
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    for path, data in [(stem.with_suffix(".onnx"), onnx_bytes),
+                       (stem.with_suffix(".json"), (json.dumps(sidecar, indent=1) + "\n").encode())]:
+        tmp = path.with_suffix(path.suffix + ".partial")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return sidecar
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("features", help="NPZ written by `tutti features DIR --out`")
@@ -212,6 +238,9 @@ def main():
                     help="what the forest reads: the PCA components alone, or the scaled features beside them")
     ap.add_argument("--validation", type=float, default=0.2, help="fraction of training recordings for thresholds")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--fold-models", type=Path, default=None,
+                    help="also write each LOFO fold's model here (lofo-<held-out family>.onnx/.json), "
+                         "for measuring streams on timbres a model never heard (stream.py)")
     args = ap.parse_args()
 
     x, y, rec, split, meta = load(args.features)
@@ -272,42 +301,36 @@ def main():
     test_metrics = metrics(y[test], p_test, thresholds, names, relative=relative)
     subsets = test_subsets(y[test], p_test, thresholds, names, rec[test], meta, relative)
 
+    fitted = {}
+
     def fit_predict(fit_rows, _val_rows):
-        rf_, z_, *_ = fit_recipe(x, y, fit_rows, args.pca, args)
+        rf_, z_, scaler_, pca_, _ = fit_recipe(x, y, fit_rows, args.pca, args)
+        fitted.update(rf=rf_, scaler=scaler_, pca=pca_)
         return lambda rows: proba(rf_, z_(rows))
 
-    folds = lofo(fit_predict, y, rec, split, meta, groups, names, args)
-    sidecar = {
-        "model_file": out.with_suffix(".onnx").name,
-        "onnx_sha256": hashlib.sha256(onnx_bytes).hexdigest(),
-        "labels": [{"name": n, "program": l["program"], "threshold": float(t)}
-                   for n, l, t in zip(names, meta["labels"], thresholds)],
-        "sample_rate": meta["sample_rate"],
-        "window_seconds": meta["window_seconds"],
-        "hop_seconds": meta["hop_seconds"],
-        "feature_set": meta["feature_set"],
-        "feature_names": meta["feature_names"],
-        "relative_threshold": relative,
-        "training": {
-            "recipe": FOREST_INPUTS[args.forest_input], "forest_input": args.forest_input,
-            "pca_components": args.pca, "pca_information_lost": round(lost, 4),
-            "trees": args.trees, "max_depth": args.max_depth, "max_features": args.max_features,
-            "min_samples_split": args.min_samples_split, "min_samples_leaf": args.min_samples_leaf,
-            "seed": args.seed, "fit_seconds": round(fit_seconds, 1),
-            "scikit_learn": sklearn.__version__, "forest_nodes": int(sum(e.tree_.node_count for e in rf.estimators_)),
-            **data_summary(y, rec, meta, names, fit, val, test),
-        },
-        "validation": {"thresholds_from": "validation", "fit": fit_metrics, "validation": val_metrics, "test": test_metrics,
-                       "test_subsets": subsets, "lofo": folds, "lofo_summary": lofo_summary(folds),
-                       "onnxruntime_max_abs_diff": ort_diff,
-                       "test_windows_within_1e-6_of_a_threshold": near},
+    def export_fold(entry):
+        onnx_fold = export_onnx(fitted["scaler"], fitted["pca"], fitted["rf"], x.shape[1], len(names),
+                                args.forest_input).SerializeToString()
+        write_model(args.fold_models / fold_stem(entry["held_out"]), onnx_fold, meta, entry["thresholds"],
+                    entry["relative_threshold"], {"lofo_fold": entry["held_out"], "fit": entry["fit"]},
+                    {"thresholds_from": "validation", "lofo": [entry]})
+
+    folds = lofo(fit_predict, y, rec, split, meta, groups, names, args,
+                 on_fold=export_fold if args.fold_models else None)
+    training = {
+        "recipe": FOREST_INPUTS[args.forest_input], "forest_input": args.forest_input,
+        "pca_components": args.pca, "pca_information_lost": round(lost, 4),
+        "trees": args.trees, "max_depth": args.max_depth, "max_features": args.max_features,
+        "min_samples_split": args.min_samples_split, "min_samples_leaf": args.min_samples_leaf,
+        "seed": args.seed, "fit_seconds": round(fit_seconds, 1),
+        "scikit_learn": sklearn.__version__, "forest_nodes": int(sum(e.tree_.node_count for e in rf.estimators_)),
+        **data_summary(y, rec, meta, names, fit, val, test),
     }
-    # Write the ONNX file and then the sidecar, each through a temporary file.
-    for path, data in [(out.with_suffix(".onnx"), onnx_bytes),
-                       (out.with_suffix(".json"), (json.dumps(sidecar, indent=1) + "\n").encode())]:
-        tmp = path.with_suffix(path.suffix + ".partial")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+    validation = {"thresholds_from": "validation", "fit": fit_metrics, "validation": val_metrics, "test": test_metrics,
+                  "test_subsets": subsets, "lofo": folds, "lofo_summary": lofo_summary(folds),
+                  "onnxruntime_max_abs_diff": ort_diff,
+                  "test_windows_within_1e-6_of_a_threshold": near}
+    sidecar = write_model(out, onnx_bytes, meta, thresholds, relative, training, validation)
 
     parity = {"model": out.with_suffix(".json").name, "onnx_sha256": sidecar["onnx_sha256"],
               "features": x[rows].tolist(), "probabilities": proba(rf, z(rows)).tolist()}
