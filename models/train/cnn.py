@@ -21,7 +21,6 @@ adds what a room and a microphone change and what sounds together:
     python models/train/cnn.py work/logmel.npz --out models/tutti-cnn
 """
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -34,8 +33,9 @@ import optax
 from flax import nnx
 from tqdm import tqdm
 
-from evaluate import (choose_relative, choose_thresholds, data_summary, groups_of, load, lofo, lofo_summary, metrics,
-                      split_fit_validation, test_subsets)
+from evaluate import (choose_relative, choose_thresholds, data_summary, fold_stem, groups_of, load, lofo, lofo_summary,
+                      metrics, split_fit_validation, test_subsets)
+from sidecar import write_model
 
 FRAMES, BANDS = 87, 128
 TOP_DB = 80.0
@@ -194,6 +194,8 @@ def main():
     ap.add_argument("--lofo", action="store_true", help="also fit leave-one-family-out folds")
     ap.add_argument("--validation", type=float, default=0.2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--fold-models", type=Path, default=None,
+                    help="with --lofo, also write each fold's model here (lofo-<held-out family>.onnx/.json)")
     args = ap.parse_args()
 
     x, y, rec, split, meta = load(args.features)
@@ -206,11 +208,21 @@ def main():
     print(f"windows: fit {len(fit)}, validation {len(val)}, test {len(test)}; "
           f"{multiply_adds(args.channels) / 1e6:.1f} M multiply-adds per window")
 
+    fitted = {}
+
     def fit_predict(fit_rows, _val_rows):
-        score = predictor(train(x, y, fit_rows, args))
+        fitted["model"] = train(x, y, fit_rows, args)
+        score = predictor(fitted["model"])
         return lambda rows: score(x, rows)
 
-    folds = lofo(fit_predict, y, rec, split, meta, groups, names, args) if args.lofo else []
+    def export_fold(entry):
+        write_model(args.fold_models / fold_stem(entry["held_out"]),
+                    export(fitted["model"], x.shape[1]).SerializeToString(), meta, entry["thresholds"],
+                    entry["relative_threshold"], {"lofo_fold": entry["held_out"], "fit": entry["fit"]},
+                    {"thresholds_from": "validation", "lofo": [entry]}, hop_seconds=0.5)
+
+    folds = lofo(fit_predict, y, rec, split, meta, groups, names, args,
+                 on_fold=export_fold if args.fold_models else None) if args.lofo else []
     t0 = time.time()
     model = train(x, y, fit, args)
     fit_seconds = time.time() - t0
@@ -230,39 +242,25 @@ def main():
     if ort_diff > 1e-4:
         sys.exit(f"the exported ONNX graph disagrees with JAX by {ort_diff:.2e}")
 
-    sidecar = {
-        "model_file": Path(args.out).with_suffix(".onnx").name,
-        "onnx_sha256": hashlib.sha256(onnx_bytes).hexdigest(),
-        "labels": [{"name": n, "program": l["program"], "threshold": float(t)}
-                   for n, l, t in zip(names, meta["labels"], thresholds)],
-        # The hop analyze and listen use by default, not the training windows' hop.
-        "sample_rate": meta["sample_rate"], "window_seconds": meta["window_seconds"],
-        "hop_seconds": 0.5, "feature_set": meta["feature_set"], "feature_names": meta["feature_names"],
-        "relative_threshold": relative,
-        "training": {
-            "recipe": f"CNN on log-mel: {len(args.channels)} convolutions 3x3 ({'/'.join(map(str, args.channels))} "
-                      "channels, ReLU, 2x2 max-pool between), mean over time (the bands kept), linear, sigmoid",
-            "channels": args.channels, "parameters": parameters(model),
-            "multiply_adds": multiply_adds(args.channels), "epochs": args.epochs, "batch": args.batch,
-            "learning_rate": args.lr, "augment": {"mix": args.mix, "eq": args.eq, "spec_augment": args.spec_augment,
-                                                  "mixup": args.mixup},
-            "seed": args.seed, "fit_seconds": round(fit_seconds, 1), "jax": jax.__version__,
-            **data_summary(y, rec, meta, names, fit, val, test),
-        },
-        "validation": {"thresholds_from": "validation",
-                       "validation": metrics(y[val], p_val, thresholds, names, relative=relative),
-                       "test": metrics(y[test], p_test, thresholds, names, relative=relative),
-                       "test_subsets": test_subsets(y[test], p_test, thresholds, names, rec[test], meta, relative),
-                       "lofo": folds, "lofo_summary": lofo_summary(folds),
-                       "onnxruntime_max_abs_diff": ort_diff},
+    training = {
+        "recipe": f"CNN on log-mel: {len(args.channels)} convolutions 3x3 ({'/'.join(map(str, args.channels))} "
+                  "channels, ReLU, 2x2 max-pool between), mean over time (the bands kept), linear, sigmoid",
+        "channels": args.channels, "parameters": parameters(model),
+        "multiply_adds": multiply_adds(args.channels), "epochs": args.epochs, "batch": args.batch,
+        "learning_rate": args.lr, "augment": {"mix": args.mix, "eq": args.eq, "spec_augment": args.spec_augment,
+                                              "mixup": args.mixup},
+        "seed": args.seed, "fit_seconds": round(fit_seconds, 1), "jax": jax.__version__,
+        **data_summary(y, rec, meta, names, fit, val, test),
     }
+    validation = {"thresholds_from": "validation",
+                  "validation": metrics(y[val], p_val, thresholds, names, relative=relative),
+                  "test": metrics(y[test], p_test, thresholds, names, relative=relative),
+                  "test_subsets": test_subsets(y[test], p_test, thresholds, names, rec[test], meta, relative),
+                  "lofo": folds, "lofo_summary": lofo_summary(folds),
+                  "onnxruntime_max_abs_diff": ort_diff}
+    # The hop analyze and listen use by default, not the training windows' hop.
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for path, data in [(out.with_suffix(".onnx"), onnx_bytes),
-                       (out.with_suffix(".json"), (json.dumps(sidecar, indent=1) + "\n").encode())]:
-        tmp = path.with_suffix(path.suffix + ".partial")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+    sidecar = write_model(out, onnx_bytes, meta, thresholds, relative, training, validation, hop_seconds=0.5)
     # Parity: two test windows in hundredths of a dB, exactly what both sides read.
     xs = np.round(x[rows[:2]] * 100) / 100
     parity = {"model": out.with_suffix(".json").name, "onnx_sha256": sidecar["onnx_sha256"],

@@ -14,7 +14,6 @@ scikit-learn's probabilities) that a Rust test checks tract against.
     python models/train/train.py work/features.npz --out models/tutti
 """
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -35,6 +34,7 @@ from tqdm import tqdm
 from evaluate import (FAMILIES, choose_relative, choose_thresholds, column, data_summary, fold_stem,  # noqa: F401
                       families_of, groups_of, load, lofo, lofo_summary, metrics, predict,
                       split_fit_validation, test_subsets)
+from sidecar import write_model
 
 
 FOREST_INPUTS = {
@@ -194,32 +194,6 @@ def export_onnx(scaler, pca, rf, n_features, n_labels, kind="pca"):
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model
-
-
-def write_model(stem, onnx_bytes, meta, thresholds, relative, training, validation):
-    """Writes STEM.onnx and its sidecar STEM.json, each through a temporary
-    file so that no half-written model is ever left; returns the sidecar."""
-    sidecar = {
-        "model_file": stem.with_suffix(".onnx").name,
-        "onnx_sha256": hashlib.sha256(onnx_bytes).hexdigest(),
-        "labels": [{"name": l["name"], "program": l["program"], "threshold": float(t)}
-                   for l, t in zip(meta["labels"], thresholds)],
-        "sample_rate": meta["sample_rate"],
-        "window_seconds": meta["window_seconds"],
-        "hop_seconds": meta["hop_seconds"],
-        "feature_set": meta["feature_set"],
-        "feature_names": meta["feature_names"],
-        "relative_threshold": relative,
-        "training": training,
-        "validation": validation,
-    }
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    for path, data in [(stem.with_suffix(".onnx"), onnx_bytes),
-                       (stem.with_suffix(".json"), (json.dumps(sidecar, indent=1) + "\n").encode())]:
-        tmp = path.with_suffix(path.suffix + ".partial")
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    return sidecar
 
 
 def main():
