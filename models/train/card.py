@@ -169,6 +169,31 @@ def model_section(path, sidecar, size, shipped):
     return lines
 
 
+def unheard_section(heard):
+    """Markdown of heard.py's figures on ToneJS: every model, and their mean."""
+    models = heard["models"]
+    first = next(iter(models.values()))
+    whole = first.get("dry") or first["all"]
+    names = [n for n, m in whole["per_instrument"].items() if m["support"]]
+    lines = ["", "## Real instruments no model trained on (ToneJS)", "",
+             f"{heard['recordings']} clips rendered from ToneJS (`models/train/tonejs.py`: the npm registry's "
+             "recordings of real bassoon, cello, clarinet, contrabass, flute, horn and violin), half of them in "
+             "rooms, heard through `tutti analyze` by every model (`models/train/heard.py --all`). No model trains "
+             "on this family, so it is one more held-out test, of real instruments: the kind of audio users have. "
+             "The last row averages the models' scores (and their thresholds): what an ensemble of the two would "
+             "hear; tutti cannot ship one yet.", "",
+             "| model | macro-F1 dry | macro-F1 rooms | mAP dry | mAP rooms | " + " | ".join(names) + " |",
+             "|---|---|---|---|---|" + "---|" * len(names)]
+    cell = lambda m, k: m[k] if m else "–"
+    for name, parts in models.items():
+        d, r = parts.get("dry"), parts.get("rooms")
+        label = "mean of the models" if name == "mean" else f"`{name}`"
+        lines.append(f"| {label} | {cell(d, 'macro_f1')} | {cell(r, 'macro_f1')} | {cell(d, 'mAP')} | {cell(r, 'mAP')} | "
+                     + " | ".join(str((d or parts["all"])["per_instrument"][n]["f1"]) for n in names) + " |")
+    lines += ["", "Per-instrument columns are F1 on the dry clips."]
+    return lines
+
+
 def stream_section(summary):
     """Markdown of stream.py's summary: the hold and margin it chose, the
     grid it chose them on, and the held-out test streams."""
@@ -198,8 +223,8 @@ def stream_section(summary):
     lines += ["", "The grid on the tuning streams (mean over the folds' train-split streams):", "",
               "| hold s | margin | macro-F1 ON | flips/min | false flips/min |", "|---|---|---|---|---|"]
     for g in summary["tuning"]:
-        lines.append(f"| {g['hold']} | {g['margin']} | {g['macro_f1']} | {g['flips_per_min']} "
-                     f"| {g['false_flips_per_min']} |")
+        lines.append(f"| {g['hold']} | {g['margin']} | {g['macro_f1']} | {g['flips_per_min']:.1f} "
+                     f"| {g['false_flips_per_min']:.1f} |")
     return lines
 
 
@@ -210,6 +235,8 @@ def main():
     ap.add_argument("--card", type=Path, required=True)
     ap.add_argument("--command", default="models/train/rebuild.sh")
     ap.add_argument("--streams", type=Path, default=None, help="models/train/stream.py's results")
+    ap.add_argument("--unheard", type=Path, default=None,
+                    help="models/train/heard.py --json on ToneJS, the family no model trains on")
     args = ap.parse_args()
     models = []
     for path in args.sidecars:
@@ -245,6 +272,11 @@ def main():
     lines += goals(sidecar)
     for path, s, size in models:
         lines += model_section(path, s, size, path == shipped)
+    if args.unheard:
+        try:
+            lines += unheard_section(json.loads(args.unheard.read_text()))
+        except (OSError, ValueError, KeyError) as e:
+            sys.exit(f"card: {args.unheard}: {e}")
     if args.streams:
         try:
             lines += stream_section(json.loads(args.streams.read_text())["summary"])

