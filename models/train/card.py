@@ -169,6 +169,27 @@ def model_section(path, sidecar, size, shipped):
     return lines
 
 
+def blend_section(blend):
+    """Markdown of blend.py's LOFO folds: each model alone and their mean."""
+    rows = [*((Path(d).name, folds) for d, folds in blend["models"].items()), ("mean of the two", blend["blend"])]
+    lines = ["", "## Averaging the two models, leave one family out", "",
+             "`models/train/blend.py` runs both models' LOFO fold models through `tutti analyze` (windows every "
+             "0.5 s) on the held-out family's test recordings and on the validation recordings of the families "
+             "each fold was fitted on, where the mean's thresholds are chosen. tutti cannot run two models on one "
+             "window yet: this says what it would gain.", "",
+             "| models | " + " | ".join(f"{f['held_out']} dry / rooms" for f in rows[0][1])
+             + " | worst dry / rooms | mean dry / rooms |",
+             "|---|" + "---|" * (len(rows[0][1]) + 2)]
+    cell = lambda m: m["macro_f1"] if m else "–"
+    for name, folds in rows:
+        s = lofo_summary(folds)
+        agg = {a: " / ".join(str(s[p]["macro_f1"][a]) if p in s else "–" for p in ("dry", "rooms"))
+               for a in ("worst", "mean")}
+        lines.append(f"| {name} | " + " | ".join(f"{cell(f.get('dry'))} / {cell(f.get('rooms'))}" for f in folds)
+                     + f" | {agg['worst']} | {agg['mean']} |")
+    return lines
+
+
 def unheard_section(heard):
     """Markdown of heard.py's figures on ToneJS: every model, and their mean."""
     models = heard["models"]
@@ -235,6 +256,7 @@ def main():
     ap.add_argument("--card", type=Path, required=True)
     ap.add_argument("--command", default="models/train/rebuild.sh")
     ap.add_argument("--streams", type=Path, default=None, help="models/train/stream.py's results")
+    ap.add_argument("--blend", type=Path, default=None, help="models/train/blend.py --json: LOFO of the mean")
     ap.add_argument("--unheard", type=Path, default=None,
                     help="models/train/heard.py --json on ToneJS, the family no model trains on")
     args = ap.parse_args()
@@ -272,6 +294,11 @@ def main():
     lines += goals(sidecar)
     for path, s, size in models:
         lines += model_section(path, s, size, path == shipped)
+    if args.blend:
+        try:
+            lines += blend_section(json.loads(args.blend.read_text()))
+        except (OSError, ValueError, KeyError) as e:
+            sys.exit(f"card: {args.blend}: {e}")
     if args.unheard:
         try:
             lines += unheard_section(json.loads(args.unheard.read_text()))
@@ -285,8 +312,8 @@ def main():
     lines += ["", "## Limits"]
     if not {"?", "unknown"} & set(t["sources"]):
         lines += [
-            f"- All of it is rendered audio ({', '.join(t['sources'])}); no real recording is in the training or "
-            "the test data.",
+            f"- All of it is rendered audio ({', '.join(t['sources'])}); no real recording is in the training data "
+            "(ToneJS's recordings of real instruments, when the card shows them, are only tested on).",
             "- The SoundFonts hold three independent sample families (FluidR3_GM and MuseScore General share "
             "samples; TimGM6mb and Merlin have their own; `models/train/sf2_samples.py` compares their sample "
             "data), so the LOFO rows are the only test on unheard timbres, and each fold learns timbres from two "

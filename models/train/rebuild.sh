@@ -146,7 +146,7 @@ command+=" models/train/rebuild.sh"
 
 step "Training the forest, with its leave-one-family-out folds"
 .venv/bin/python models/train/train.py "$WORK/features.npz" --out "$MODELS/forest" --parity "$PARITY" \
-  --fold-models "$WORK/folds" --trees "$TREES" --min-samples-split "$MIN_SAMPLES_SPLIT" --max-features "$MAX_FEATURES" \
+  --fold-models "$WORK/forest-folds" --trees "$TREES" --min-samples-split "$MIN_SAMPLES_SPLIT" --max-features "$MAX_FEATURES" \
   --pca "$PCA" --forest-input "$FOREST_INPUT"
 sidecars=("$MODELS/forest.json")
 
@@ -156,15 +156,23 @@ if [ "$CNN" != 0 ]; then
   step "Training the CNN, with its leave-one-family-out folds"
   # shellcheck disable=SC2086 # one word per layer
   .venv/bin/python models/train/cnn.py "$WORK/logmel.npz" --out "$MODELS/cnn" --parity "$CNN_PARITY" \
-    --epochs "$CNN_EPOCHS" --channels $CNN_CHANNELS --lofo
+    --epochs "$CNN_EPOCHS" --channels $CNN_CHANNELS --lofo --fold-models "$WORK/cnn-folds"
   sidecars+=("$MODELS/cnn.json")
 fi
 
 if [ -z "${DATASET_GIVEN:-}" ]; then
   step "Streams: the forest's LOFO folds through tutti analyze, hold and margin chosen"
-  .venv/bin/python models/train/stream.py "$DATASET" --out "$WORK/streams" --folds "$WORK/folds" \
+  .venv/bin/python models/train/stream.py "$DATASET" --out "$WORK/streams" --folds "$WORK/forest-folds" \
     --json "$WORK/streams.json" --seconds "$STREAM_SECONDS"
   stream_args=(--streams "$WORK/streams.json")
+fi
+
+blend_args=()
+if [ "$CNN" != 0 ] && [ -z "${DATASET_GIVEN:-}" ]; then
+  step "Both models' LOFO folds through tutti analyze, and their mean"
+  .venv/bin/python models/train/blend.py "$WORK/features.npz" "$WORK/forest-folds" "$WORK/cnn-folds" --dataset "$DATASET" \
+    --json "$WORK/blend.json"
+  blend_args=(--blend "$WORK/blend.json")
 fi
 
 unheard_args=()
@@ -184,7 +192,7 @@ fi
 
 step "Choosing the model to ship (leave-one-family-out) and writing $CARD"
 .venv/bin/python models/train/card.py "${sidecars[@]}" --ship "$MODELS/tutti.json" --card "$CARD" \
-  --command "$command" "${stream_args[@]}" "${unheard_args[@]}"
+  --command "$command" "${stream_args[@]}" "${blend_args[@]}" "${unheard_args[@]}"
 
 if [ "$REPORT" = none ]; then step "Done"; exit 0; fi
 # The window study needs clips longer than its longest window: a rendering

@@ -23,7 +23,7 @@ flips per minute, and false flips: a flip of an instrument whose truth does
 not change within a window's length of it.
 
     python models/train/stream.py work/dataset --out work/streams \\
-        --folds models/folds --json work/streams.json
+        --folds work/forest-folds --json work/streams.json
 """
 import argparse
 import csv
