@@ -29,7 +29,7 @@ fn per_window(c: &mut Criterion) {
     // Each set's features of the first window, for the models: computed
     // here, so the model benchmarks do not depend on which others ran.
     let mut feats: Vec<(&str, Vec<f32>)> = vec![];
-    for set in ["seed26", "timbre98", "logmel128"] {
+    for set in ["seed26", "timbre98", "logmel128", "timbre98+logmel128"] {
         let mut windower = Windower::new(spec, feature_set(set, 22050).unwrap());
         let mut first = vec![];
         windower

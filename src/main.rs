@@ -52,8 +52,10 @@ enum Command {
     /// in the MusicNet layout into an NPZ file for training.
     Features {
         path: PathBuf,
-        /// Feature set: seed26 (the seed study's 26 means) or timbre98
-        /// (means and deviations of MFCC, deltas, chroma, contrast).
+        /// Feature set: seed26 (the seed study's 26 means), timbre98 (means
+        /// and deviations of MFCC, deltas, chroma, contrast), logmel128 (the
+        /// window's 87 × 128 mel bands in dB, for the CNN) or
+        /// timbre98+logmel128 (both, from one analysis of each frame).
         #[arg(long, default_value = "seed26")]
         set: String,
         /// Output NPZ file (required for a dataset directory).

@@ -159,3 +159,43 @@ fn logmel128_matches_librosa_on_its_fixtures() {
     }
     eprintln!("logmel128: worst error {worst:.4} dB");
 }
+
+/// Every window of `file` in feature set `set`, in order.
+fn all_windows(set: &str, file: &Path, window: f64) -> Vec<Vec<f32>> {
+    let sr = tutti::features::sample_rate(set).unwrap();
+    let spec = WindowSpec::from_seconds(sr, window, 0.5).unwrap();
+    let mut windower = Windower::new(spec, feature_set(set, sr).unwrap());
+    let samples = MonoStream::open(file, sr).unwrap().read_all().unwrap();
+    let mut windows = vec![];
+    let mut keep = |_: WindowInfo, f: &[f32]| -> Result<(), ()> {
+        windows.push(f.to_vec());
+        Ok(())
+    };
+    windower.push(&samples, &mut keep).unwrap();
+    windower.finish(&mut keep).unwrap();
+    windows
+}
+
+#[test]
+fn the_pair_set_is_timbre98_then_logmel128_of_the_same_window() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (file, window) in [
+        ("samples/violin_cello.wav", 2.0),
+        ("samples/flute_bassoon.wav", 2.0),
+        // Longer windows than logmel128's 87 frames: its floor reads them all.
+        ("samples/piano.wav", 3.0),
+        ("tests/fixtures/features/short_0_7s.wav", 2.0),
+    ] {
+        let path = root.join(file);
+        let pair = all_windows("timbre98+logmel128", &path, window);
+        let timbre = all_windows("timbre98", &path, window);
+        let logmel = all_windows("logmel128", &path, window);
+        assert!(!pair.is_empty());
+        assert_eq!((pair.len(), timbre.len()), (logmel.len(), logmel.len()));
+        for ((p, t), l) in pair.iter().zip(&timbre).zip(&logmel) {
+            assert_eq!(p.len(), 98 + 87 * 128);
+            assert_eq!(&p[..98], &t[..], "{file}: timbre98 part");
+            assert_eq!(&p[98..], &l[..], "{file}: logmel128 part");
+        }
+    }
+}

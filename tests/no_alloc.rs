@@ -70,6 +70,11 @@ fn logmel128_allocates_nothing_in_steady_state() {
     steady_state_allocates_nothing("logmel128");
 }
 
+#[test]
+fn the_pair_set_allocates_nothing_in_steady_state() {
+    steady_state_allocates_nothing("timbre98+logmel128");
+}
+
 fn steady_state_allocates_nothing(set: &str) {
     // The counter sees an allocation when there is one.
     assert_eq!(

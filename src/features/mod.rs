@@ -8,11 +8,13 @@
 mod filters;
 mod frame;
 mod logmel;
+mod pair;
 mod seed26;
 mod spectrum;
 mod timbre98;
 
 pub use logmel::LogMel;
+pub use pair::TimbreAndLogMel;
 pub use seed26::Seed26;
 pub use spectrum::FrameSpectrum;
 pub use timbre98::Timbre98;
@@ -83,6 +85,11 @@ const SETS: &[SetEntry] = &[
         name: logmel::NAME,
         sample_rate: logmel::SAMPLE_RATE,
         build: || Box::new(LogMel::new()),
+    },
+    SetEntry {
+        name: pair::NAME,
+        sample_rate: pair::SAMPLE_RATE,
+        build: || Box::new(TimbreAndLogMel::new()),
     },
 ];
 

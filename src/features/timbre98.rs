@@ -23,7 +23,7 @@ pub const NAME: &str = "timbre98";
 pub const SAMPLE_RATE: u32 = 22050;
 const N_FFT: usize = 2048;
 const HOP: usize = 512;
-const N_MELS: usize = 128;
+pub(super) const N_MELS: usize = 128;
 const N_MFCC: usize = 20;
 const TOP_DB: f32 = 80.0;
 const AMIN: f32 = 1e-10;
@@ -45,8 +45,9 @@ const FLATNESS: usize = 5;
 const CHROMA: usize = 6;
 const PEAK_DB: usize = CHROMA + N_CHROMA;
 const VALLEY_DB: usize = PEAK_DB + N_CONTRAST;
-const MEL_DB: usize = VALLEY_DB + N_CONTRAST;
-const RECORD: usize = MEL_DB + N_MELS;
+/// Where a frame record holds its mel bands in dB (`pair.rs` reads them).
+pub(super) const MEL_DB: usize = VALLEY_DB + N_CONTRAST;
+pub(super) const RECORD: usize = MEL_DB + N_MELS;
 
 /// Output layout.
 const OUT_MFCC_MEAN: usize = 0;
