@@ -76,6 +76,13 @@ struct Args {
     /// music drawn for a clip.
     #[arg(long, default_value_t = 0.0)]
     augment: f64,
+    /// Fraction of clips whose parts are each played in a style of their
+    /// own: detuned by up to ±12 cents (pitch bend), with vibrato from the
+    /// modulation wheel (CC 1) and a balance between parts (expression, CC
+    /// 11), drawn per part and marked `vary` in metadata.csv's augment
+    /// column. Like --room, it never changes the notes drawn for a clip.
+    #[arg(long, default_value_t = 0.0)]
+    vary: f64,
     /// Directory of MIDI files, one movement each with a part per track
     /// (models/train/scores.py writes them from the music21 corpus). Clips
     /// drawn from them are split by movement, never within one.
@@ -93,6 +100,27 @@ struct Event {
     channel: i32,
     key: i32,
     velocity: i32, // 0 = note off
+}
+
+/// How a part is played beyond its notes (`--vary`): MIDI pitch bend
+/// (8192 is none), modulation (vibrato depth) and expression.
+#[derive(Clone, Copy)]
+struct Style {
+    bend: i32,
+    modulation: i32,
+    expression: i32,
+}
+
+impl Style {
+    fn draw(rng: &mut StdRng) -> Style {
+        // The default bend range is ±2 semitones: 8192 steps per 200 cents.
+        let cents: f64 = rng.random_range(-12.0..12.0);
+        Style {
+            bend: 8192 + (cents / 200.0 * 8192.0).round() as i32,
+            modulation: rng.random_range(0..=100),
+            expression: rng.random_range(70..=127),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -200,11 +228,17 @@ fn render(
     synth: &mut Synthesizer,
     seconds: f64,
     parts: &[(i32, u8)],
+    styles: Option<&[Style]>,
     events: &mut [Event],
 ) -> Vec<f32> {
     synth.reset();
-    for &(channel, program) in parts {
+    for (i, &(channel, program)) in parts.iter().enumerate() {
         synth.process_midi_message(channel, 0xC0, i32::from(program) - 1, 0);
+        if let Some(style) = styles.and_then(|s| s.get(i)) {
+            synth.process_midi_message(channel, 0xE0, style.bend & 0x7f, style.bend >> 7);
+            synth.process_midi_message(channel, 0xB0, 1, style.modulation);
+            synth.process_midi_message(channel, 0xB0, 11, style.expression);
+        }
     }
     events.sort_by(|a, b| a.time.total_cmp(&b.time).then(a.velocity.cmp(&b.velocity)));
     let total = (seconds * f64::from(RATE)) as usize;
@@ -250,6 +284,7 @@ fn render_score_clip(
     synth: &mut Synthesizer,
     voices: &[score::Voice],
     seconds: f64,
+    styles: Option<&[Style]>,
 ) -> (Vec<f32>, Vec<Note>) {
     let (mut notes, mut events, mut parts) = (vec![], vec![], vec![]);
     for (ch, v) in voices.iter().enumerate() {
@@ -272,7 +307,7 @@ fn render_score_clip(
             play(note, channel, velocity, &mut events, &mut notes);
         }
     }
-    let mut audio = render(synth, seconds, &parts, &mut events);
+    let mut audio = render(synth, seconds, &parts, styles, &mut events);
     normalise(rng, &mut audio);
     notes.sort_by(|a, b| a.start.total_cmp(&b.start));
     (audio, notes)
@@ -286,13 +321,14 @@ fn render_clip(
     chosen: &[usize],
     seconds: f64,
     whole: bool,
+    styles: Option<&[Style]>,
 ) -> (Vec<f32>, Vec<Note>) {
     let (mut notes, mut events, mut parts) = (vec![], vec![], vec![]);
     for (ch, &k) in chosen.iter().enumerate() {
         compose(rng, k, ch as i32, seconds, whole, &mut notes, &mut events);
         parts.push((ch as i32, INSTRUMENTS[k].program));
     }
-    let mut audio = render(synth, seconds, &parts, &mut events);
+    let mut audio = render(synth, seconds, &parts, styles, &mut events);
     normalise(rng, &mut audio);
     notes.sort_by(|a, b| a.start.total_cmp(&b.start));
     (audio, notes)
@@ -397,7 +433,7 @@ fn main() -> Result<()> {
             .collect::<Result<Vec<_>>>()?;
         let mut synth = synthesizer(&args.soundfonts[0])?;
         let mut rng = StdRng::seed_from_u64(args.seed);
-        let (audio, notes) = render_clip(&mut rng, &mut synth, &chosen, args.seconds, true);
+        let (audio, notes) = render_clip(&mut rng, &mut synth, &chosen, args.seconds, true, None);
         write_clip(example, &example.with_extension("csv"), &audio, notes)?;
         eprintln!("wrote {}", example.display());
         return Ok(());
@@ -407,6 +443,9 @@ fn main() -> Result<()> {
     }
     if !(0.0..=1.0).contains(&args.room) {
         bail!("--room {}: expected a fraction in [0, 1]", args.room);
+    }
+    if !(0.0..=1.0).contains(&args.vary) {
+        bail!("--vary {}: expected a fraction in [0, 1]", args.vary);
     }
     if !(0.0..=1.0).contains(&args.augment) {
         bail!("--augment {}: expected a fraction in [0, 1]", args.augment);
@@ -458,6 +497,11 @@ fn main() -> Result<()> {
             .collect();
         for _ in 0..args.clips {
             id += 1;
+            // Styles draw from a generator of their own, as rooms do below.
+            let mut vary_rng = StdRng::seed_from_u64(args.seed ^ (id << 20) ^ 0x5a5a);
+            let styles: Option<Vec<Style>> = vary_rng
+                .random_bool(args.vary)
+                .then(|| (0..16).map(|_| Style::draw(&mut vary_rng)).collect());
             let mut from_score = None;
             if !pieces.is_empty() && rng.random_bool(args.score_fraction) {
                 // A few tries: an excerpt can fall in a rest of every part.
@@ -476,7 +520,13 @@ fn main() -> Result<()> {
                     let mut chosen: Vec<usize> = voices.iter().map(|v| v.instrument).collect();
                     chosen.sort_unstable();
                     chosen.dedup();
-                    let clip = render_score_clip(&mut rng, &mut synth, &voices, args.seconds);
+                    let clip = render_score_clip(
+                        &mut rng,
+                        &mut synth,
+                        &voices,
+                        args.seconds,
+                        styles.as_deref(),
+                    );
                     let split = if held_out[p] { "test" } else { "train" };
                     (chosen, clip, split, pieces[p].name.as_str())
                 }
@@ -489,7 +539,14 @@ fn main() -> Result<()> {
                             chosen.push(k);
                         }
                     }
-                    let clip = render_clip(&mut rng, &mut synth, &chosen, args.seconds, false);
+                    let clip = render_clip(
+                        &mut rng,
+                        &mut synth,
+                        &chosen,
+                        args.seconds,
+                        false,
+                        styles.as_deref(),
+                    );
                     let split = if rng.random_bool(args.test_fraction) {
                         "test"
                     } else {
@@ -501,12 +558,15 @@ fn main() -> Result<()> {
             // Augmentations and rooms draw from generators of their own, so
             // the music above is the same whatever --augment and --room say.
             let mut augment_rng = StdRng::seed_from_u64(args.seed ^ (id << 20) ^ 0xa5a5);
-            let (notes, augmented) = if augment_rng.random_bool(args.augment) {
+            let (notes, mut augmented) = if augment_rng.random_bool(args.augment) {
                 let applied = augment::apply(&mut augment_rng, &mut audio, f64::from(RATE));
                 (follow(notes, &applied), applied.tokens.join(" "))
             } else {
                 (notes, String::new())
             };
+            if styles.is_some() {
+                augmented = [augmented.as_str(), "vary"].join(" ").trim().to_string();
+            }
             let mut room_rng = StdRng::seed_from_u64(args.seed ^ (id << 20));
             let conditions = if room_rng.random_bool(args.room) {
                 let c = room::apply(&mut room_rng, &mut audio, f64::from(RATE));
