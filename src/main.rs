@@ -260,9 +260,6 @@ fn load_model(explicit: Option<PathBuf>) -> Result<Model> {
     }
 }
 
-/// Windows scored together; small enough to keep output streaming.
-const BATCH: usize = 64;
-
 fn analyze(
     files: &[PathBuf],
     hop: Option<f64>,
@@ -290,24 +287,26 @@ fn analyze(
         },
     );
     let mut failed = 0;
-    let (mut batch, mut infos, mut scores) = (Vec::new(), Vec::new(), Vec::new());
     for file in files {
         let name = file.display().to_string();
         // Each file is its own stream: every instrument starts OFF.
         let mut states = InstrumentStates::new(&sc.labels, sc.relative_threshold, hysteresis);
         let mut changes = Vec::new();
-        let mut flush = |batch: &mut Vec<f32>, infos: &mut Vec<(f64, bool)>| -> Result<()> {
-            if infos.is_empty() {
-                return Ok(());
-            }
-            model.predict(batch, &mut scores)?;
-            for (i, &(start, padded)) in infos.iter().enumerate() {
-                let s = &scores[i * sc.labels.len()..(i + 1) * sc.labels.len()];
+        // The model runs beside the features, on each part's thread; only
+        // the scores come back, so memory does not grow with the features.
+        let result = pipeline::for_each_window_parallel(
+            file,
+            spec,
+            &sc.feature_set,
+            threads,
+            |feats, out| -> Result<()> { Ok(model.predict_append(feats, out)?) },
+            |info, s| -> Result<()> {
+                let start = spec.seconds(info.start_sample);
                 let mut d = Detection::new(
                     &name,
                     start,
                     start + sc.window_seconds,
-                    padded,
+                    info.padded,
                     &sc.labels,
                     sc.relative_threshold,
                     s,
@@ -318,34 +317,15 @@ fn analyze(
                     d.on = Some(states.on_names().map(str::to_string).collect());
                 }
                 printer.print(&d).context("writing to standard output")?;
-            }
-            batch.clear();
-            infos.clear();
-            Ok(())
-        };
-        let result = pipeline::for_each_window_parallel(
-            file,
-            spec,
-            &sc.feature_set,
-            threads,
-            |info, feats| -> Result<()> {
-                batch.extend_from_slice(feats);
-                infos.push((spec.seconds(info.start_sample), info.padded));
-                if infos.len() == BATCH {
-                    flush(&mut batch, &mut infos)?;
-                }
                 Ok(())
             },
-        )
-        .and_then(|_| flush(&mut batch, &mut infos));
+        );
         if let Err(e) = result {
             if is_broken_pipe(&e) {
                 return Ok(ExitCode::SUCCESS);
             }
             printer.flush().ok();
             eprintln!("tutti: error: {}", one_line(&e));
-            batch.clear();
-            infos.clear();
             failed += 1;
         }
     }

@@ -96,17 +96,27 @@ pub fn for_each_window<E: From<AudioError> + Send>(
 /// Files with fewer windows than this are not worth splitting.
 const MIN_WINDOWS_TO_SPLIT: u64 = 256;
 
+/// `map` for [`for_each_window_parallel`] that keeps the features.
+pub fn features_as_they_are<E>(features: &[f32], out: &mut Vec<f32>) -> Result<(), E> {
+    out.extend_from_slice(features);
+    Ok(())
+}
+
 /// Like [`for_each_window`], with the file cut into `threads` parts that
 /// are decoded and analysed at once, each on its own thread, from a little
-/// before its first window. `f` still sees every window in order, with the
-/// very same features: each part's resampler and frames are warmed up on
-/// the samples before its first window (`tests/parallel.rs` compares).
-/// Short files, and `threads` of 1, take the streaming path.
+/// before its first window. Each part passes each window's features
+/// through `map` (which appends what it makes of them, a model's scores
+/// say, to its second argument) on its own thread and keeps only that. `f`
+/// still sees every window in order, with what `map` made of the very same
+/// features: each part's resampler and frames are warmed up on the samples
+/// before its first window (`tests/parallel.rs` compares). Short files, and
+/// `threads` of 1, take the streaming path.
 pub fn for_each_window_parallel<E>(
     path: &Path,
     spec: WindowSpec,
     set: &str,
     threads: usize,
+    map: impl Fn(&[f32], &mut Vec<f32>) -> Result<(), E> + Sync,
     mut f: impl FnMut(WindowInfo, &[f32]) -> Result<(), E>,
 ) -> Result<u64, E>
 where
@@ -130,9 +140,16 @@ where
     };
     let parts = threads as u64;
     if parts <= 1 || windows < MIN_WINDOWS_TO_SPLIT {
-        return for_each_window(path, &mut make()?, f);
+        let mut out = vec![];
+        return for_each_window(path, &mut make()?, |info, x| {
+            out.clear();
+            map(x, &mut out)?;
+            f(info, &out)
+        });
     }
-    /// A part's windows up to its end, or up to the error that stopped it.
+    let map = &map;
+    /// A part's windows (and what `map` made of each) up to its end, or up
+    /// to the error that stopped it.
     type Part<E> = (Vec<WindowInfo>, Vec<f32>, Result<(), E>);
     let results: Vec<Part<E>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..parts)
@@ -144,11 +161,10 @@ where
                     windows * (k + 1) / parts
                 };
                 scope.spawn(move || -> Part<E> {
-                    let (mut infos, mut feats) = (vec![], vec![]);
+                    let (mut infos, mut outs) = (vec![], vec![]);
                     let mut keep = |info: WindowInfo, x: &[f32]| -> Result<(), E> {
                         infos.push(info);
-                        feats.extend_from_slice(x);
-                        Ok(())
+                        map(x, &mut outs)
                     };
                     let result = (|| -> Result<(), E> {
                         let mut windower = make()?;
@@ -171,7 +187,7 @@ where
                             }
                         }
                     })();
-                    (infos, feats, result)
+                    (infos, outs, result)
                 })
             })
             .collect();
@@ -183,9 +199,9 @@ where
     let mut count = 0;
     // Windows in order up to the first error, as a front-to-back read
     // would give them.
-    for (infos, feats, result) in results {
-        let width = feats.len() / infos.len().max(1);
-        for (info, x) in infos.into_iter().zip(feats.chunks_exact(width.max(1))) {
+    for (infos, outs, result) in results {
+        let width = outs.len() / infos.len().max(1);
+        for (info, x) in infos.into_iter().zip(outs.chunks_exact(width.max(1))) {
             f(info, x)?;
             count += 1;
         }

@@ -5,7 +5,7 @@
 use std::path::Path;
 use tutti::audio::AudioError;
 use tutti::features::{feature_set, FeatureError};
-use tutti::pipeline::{for_each_window, for_each_window_parallel};
+use tutti::pipeline::{features_as_they_are, for_each_window, for_each_window_parallel};
 use tutti::window::{WindowInfo, WindowSpec, Windower};
 
 #[derive(Debug)]
@@ -62,10 +62,17 @@ fn both_ways(path: &Path, threads: usize) -> (Windows, Windows) {
     })
     .unwrap();
     let mut parts = vec![];
-    let n = for_each_window_parallel(path, spec, "seed26", threads, |i, x| -> Result<(), Error> {
-        parts.push((i, x.to_vec()));
-        Ok(())
-    })
+    let n = for_each_window_parallel(
+        path,
+        spec,
+        "seed26",
+        threads,
+        features_as_they_are,
+        |i, x| -> Result<(), Error> {
+            parts.push((i, x.to_vec()));
+            Ok(())
+        },
+    )
     .unwrap();
     assert_eq!(n as usize, parts.len());
     (whole, parts)
@@ -127,10 +134,17 @@ fn a_truncated_long_file_fails_after_the_same_windows() {
     })
     .unwrap_err();
     let mut parts = vec![];
-    let e2 = for_each_window_parallel(&path, spec, "seed26", 3, |i, x| -> Result<(), Error> {
-        parts.push((i, x.to_vec()));
-        Ok(())
-    })
+    let e2 = for_each_window_parallel(
+        &path,
+        spec,
+        "seed26",
+        3,
+        features_as_they_are,
+        |i, x| -> Result<(), Error> {
+            parts.push((i, x.to_vec()));
+            Ok(())
+        },
+    )
     .unwrap_err();
     for e in [&e1, &e2] {
         assert!(
@@ -149,5 +163,38 @@ fn a_truncated_long_file_fails_after_the_same_windows() {
     assert!(parts.len() > 100);
     for (a, b) in whole.iter().zip(&parts) {
         assert_eq!(a, b);
+    }
+}
+
+#[test]
+fn each_part_maps_its_windows_and_hands_on_only_what_map_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("long.wav");
+    write_wav(&path, 22050, 1, 150.0);
+    let (whole, _) = both_ways(&path, 1);
+    // A map that makes two numbers of each window: its sum and its first
+    // feature, as a model makes scores of features.
+    let summary = |x: &[f32], out: &mut Vec<f32>| -> Result<(), Error> {
+        out.extend([x.iter().sum::<f32>(), x[0]]);
+        Ok(())
+    };
+    let spec = WindowSpec::from_seconds(22050, 2.0, 0.5).unwrap();
+    let mut got = vec![];
+    for_each_window_parallel(
+        &path,
+        spec,
+        "seed26",
+        3,
+        summary,
+        |i, x| -> Result<(), Error> {
+            got.push((i, x.to_vec()));
+            Ok(())
+        },
+    )
+    .unwrap();
+    assert_eq!(got.len(), whole.len());
+    for ((a, features), (b, mapped)) in whole.iter().zip(&got) {
+        assert_eq!(a, b);
+        assert_eq!(mapped, &[features.iter().sum::<f32>(), features[0]]);
     }
 }

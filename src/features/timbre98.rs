@@ -261,12 +261,26 @@ impl FeatureSet for Timbre98 {
         // (floored per window in `summarise`).
         let mag = &self.frame.spectrum.magnitude;
         for (k, band) in self.bands.iter().enumerate() {
-            let sorted = &mut self.sorted[..band.bins.len()];
+            let n = band.bins.len();
+            let sorted = &mut self.sorted[..n];
             sorted.copy_from_slice(&mag[band.bins.clone()]);
-            sorted.sort_unstable_by(f32::total_cmp);
+            // Only the `take` lowest and highest are needed, in sorted order
+            // (the order they are summed in): selecting them and sorting
+            // those alone gives the very numbers a full sort would, in a
+            // fraction of its time.
+            if band.take < n {
+                sorted.select_nth_unstable_by(band.take, f32::total_cmp);
+                let rest = &mut sorted[band.take..];
+                let top = rest.len() - band.take;
+                if top > 0 {
+                    rest.select_nth_unstable_by(top - 1, f32::total_cmp);
+                }
+            }
+            sorted[..band.take].sort_unstable_by(f32::total_cmp);
+            sorted[n - band.take..].sort_unstable_by(f32::total_cmp);
             let mean = |s: &[f32]| s.iter().map(|&v| f64::from(v)).sum::<f64>() / s.len() as f64;
             let valley = mean(&sorted[..band.take]) as f32;
-            let peak = mean(&sorted[sorted.len() - band.take..]) as f32;
+            let peak = mean(&sorted[n - band.take..]) as f32;
             record[PEAK_DB + k] = DB_PER_NEPER * peak.max(AMIN).ln();
             record[VALLEY_DB + k] = DB_PER_NEPER * valley.max(AMIN).ln();
         }
