@@ -1,6 +1,7 @@
 //! Cost of one 2-second window: each feature set's features (alone, and in
 //! a stream at the default 0.5 s hop, where overlapping windows share
-//! frames), and each shipped model (the forest and the CNN) on one core.
+//! frames), and each shipped model (the forest, the CNN and their ensemble)
+//! on one core.
 //! Run: cargo bench --bench per_window
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
@@ -17,7 +18,7 @@ fn per_window(c: &mut Criterion) {
         .read_all()
         .unwrap();
     let spec = WindowSpec::from_seconds(22050, 2.0, 0.5).unwrap();
-    let models: Vec<(&str, Model)> = ["forest", "cnn"]
+    let models: Vec<(&str, Model)> = ["forest", "cnn", "ensemble"]
         .into_iter()
         .map(|m| {
             (

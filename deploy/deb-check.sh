@@ -47,7 +47,7 @@ installed=yes
 dpkg -i "$old" >/dev/null
 for f in /usr/bin/tutti /usr/lib/systemd/system/tutti.service "$conf" \
   /usr/share/tutti/models/tutti.json /usr/share/tutti/models/forest.onnx \
-  /usr/share/tutti/models/cnn.onnx \
+  /usr/share/tutti/models/cnn.onnx /usr/share/tutti/models/ensemble.onnx \
   /usr/share/doc/tutti/MODEL.md /usr/share/doc/tutti/copyright; do
   [ -e "$f" ] || fail "$f is missing after installing $old"
 done
@@ -56,7 +56,7 @@ grep -qx "$conf" /var/lib/dpkg/info/tutti.conffiles || fail "$conf is not a conf
   || fail "the unit was not enabled"
 # The installed binary runs from anywhere with the installed model, and
 # reads the installed configuration.
-for model in tutti forest cnn; do
+for model in tutti forest cnn ensemble; do
   (cd / && /usr/bin/tutti analyze --json --model "/usr/share/tutti/models/$model.json" "$sample" \
     >/dev/null) || fail "the installed tutti could not analyse $sample with the installed $model.json"
 done

@@ -60,7 +60,8 @@ for deb in "$@"; do
     /usr/share/doc/tutti/README.md /usr/share/doc/tutti/changelog.Debian.gz \
     /usr/share/doc/tutti/copyright /usr/share/tutti/models/tutti.json \
     /usr/share/tutti/models/forest.json /usr/share/tutti/models/forest.onnx \
-    /usr/share/tutti/models/cnn.json /usr/share/tutti/models/cnn.onnx | sort)
+    /usr/share/tutti/models/cnn.json /usr/share/tutti/models/cnn.onnx \
+    /usr/share/tutti/models/ensemble.json /usr/share/tutti/models/ensemble.onnx | sort)
   if [ "$files" != "$want" ]; then
     echo "package.sh: $out holds other files than expected:" >&2
     diff <(echo "$want") <(echo "$files") >&2 || true

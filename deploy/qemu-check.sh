@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs an ARM build of tutti under qemu-user on the bundled recordings, with
-# both shipped models, and compares it with this machine's build: the same
+# every shipped model, and compares it with this machine's build: the same
 # windows and instruments, every score within 1e-4.
 #   deploy/qemu-check.sh target/aarch64-unknown-linux-gnu/release/tutti [X86_BINARY]
 set -euo pipefail
@@ -15,7 +15,7 @@ case $(file -b "$arm") in
 esac
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-for model in forest cnn; do
+for model in forest cnn ensemble; do
   for wav in samples/*.wav; do
     name=$model-$(basename "$wav" .wav)
     TUTTI_MODEL= "$x86" analyze --model "models/$model.json" --json "$wav" > "$dir/$name.x86"

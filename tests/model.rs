@@ -89,6 +89,77 @@ fn tract_runs_the_cnn_as_jax_does_within_1e_5() {
     }
 }
 
+/// Parity fixture rows as the model reads them: the forest's features as
+/// they are, the CNN's log-mel from hundredths of a dB.
+fn fixture_rows(fixture: &serde_json::Value) -> Vec<Vec<f32>> {
+    match fixture.get("features") {
+        Some(rows) => serde_json::from_value(rows.clone()).unwrap(),
+        None => {
+            let rows: Vec<Vec<i64>> =
+                serde_json::from_value(fixture["features_centi_db"].clone()).unwrap();
+            rows.iter()
+                .map(|r| r.iter().map(|&c| (c as f64 / 100.0) as f32).collect())
+                .collect()
+        }
+    }
+}
+
+#[test]
+fn the_ensemble_scores_the_mean_of_its_members() {
+    let model = Model::load(&models_dir().join("ensemble.json")).unwrap();
+    assert_eq!(model.sidecar.feature_set, "timbre98+logmel128");
+    // Each member's parity fixture (its framework's own output): row i of
+    // the ensemble's input is the forest's row i followed by the CNN's.
+    let members = [parity("model_parity.json").1, parity("cnn_parity.json").1];
+    let sidecar: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(models_dir().join("ensemble.json")).unwrap())
+            .unwrap();
+    let listed: Vec<&str> = sidecar["training"]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["onnx_sha256"].as_str().unwrap())
+        .collect();
+    let fixtures: Vec<&str> = members
+        .iter()
+        .map(|f| f["onnx_sha256"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        listed, fixtures,
+        "the ensemble was built from other members"
+    );
+    let rows: Vec<Vec<Vec<f32>>> = members.iter().map(fixture_rows).collect();
+    let n_rows = rows.iter().map(Vec::len).min().unwrap();
+    assert!(n_rows >= 2);
+    let input: Vec<f32> = (0..n_rows)
+        .flat_map(|i| rows.iter().flat_map(move |r| r[i].iter().copied()))
+        .collect();
+    assert_eq!(input.len(), n_rows * model.n_features());
+    let probabilities: Vec<Vec<Vec<f32>>> = members
+        .iter()
+        .map(|f| serde_json::from_value(f["probabilities"].clone()).unwrap())
+        .collect();
+    let want: Vec<Vec<f32>> = (0..n_rows)
+        .map(|i| {
+            (0..model.sidecar.labels.len())
+                .map(|k| probabilities.iter().map(|p| p[i][k]).sum::<f32>() / 2.0)
+                .collect()
+        })
+        .collect();
+    let mut got = vec![];
+    model.predict(&input, &mut got).unwrap();
+    let worst = worst_difference(&got, &want);
+    assert!(worst <= 1e-5, "max |ensemble - mean of members| = {worst}");
+    // The members disagree on these windows, so the mean is neither.
+    let apart = probabilities[0][..n_rows]
+        .iter()
+        .flatten()
+        .zip(probabilities[1][..n_rows].iter().flatten())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    assert!(apart > 0.1, "the members agree everywhere: a weak test");
+}
+
 /// A copy of the shipped model in a temporary directory, to be broken.
 struct Copy {
     _dir: tempfile::TempDir,

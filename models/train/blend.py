@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluate import (choose_relative, choose_thresholds, families_of, fold_stem, groups_of, load, lofo_summary,
-                      metrics, room_mask, split_fit_validation)
+from evaluate import (choose_relative, choose_thresholds, families_of, fold_entry, fold_stem, groups_of, load,
+                      lofo_summary, room_mask, split_fit_validation)
 from heard import scores_of
 
 
@@ -80,11 +80,8 @@ def main():
         known = y[pool].sum(axis=0) > 0
 
         def fold(p, thresholds, relative):
-            entry = {"held_out": held, "relative_threshold": relative}
-            for part, mask in [("dry", ~rt), ("rooms", rt)]:
-                if mask.any():
-                    entry[part] = metrics(yt[mask], p[nv:][mask], thresholds, names, known=known, relative=relative)
-            return entry
+            return fold_entry(held, "+".join(f for f, _ in fams if f != held), yt, p[nv:], rt, thresholds,
+                              relative, names, known)
 
         for d, (p, t, r) in zip(args.folds, heard):
             out["models"][str(d)].append(fold(p, t, r))

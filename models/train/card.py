@@ -40,12 +40,28 @@ def lofo_score(sidecar):
 
 
 def kind(sidecar):
-    return "CNN" if "channels" in sidecar["training"] else "forest"
+    t = sidecar["training"]
+    return "ensemble" if "members" in t else "CNN" if "channels" in t else "forest"
+
+
+def cost(training):
+    """What a model is made of, in a few words."""
+    if "members" in training:
+        return " + ".join(cost(m["training"]) for m in training["members"])
+    if "channels" in training:
+        return f"{training['parameters']} parameters, {training['multiply_adds'] / 1e6:.1f} M multiply-adds"
+    return f"{training['forest_nodes']} tree nodes"
 
 
 def describe(sidecar):
     """One line: what the model is."""
     t = sidecar["training"]
+    if kind(sidecar) == "ensemble":
+        return ("the mean of its members' scores, " + " and ".join(
+            f"`{m['model_file']}` (the {kind(m)} on `{m['feature_set']}`, sha256 `{m['onnx_sha256'][:16]}…`)"
+            for m in t["members"]) + ", in one ONNX graph that hands each member its slice of the input; "
+            "its own thresholds, chosen on the validation recordings from the ensemble's scores as tract "
+            "gives them. Each member is described in its own section below.")
     if kind(sidecar) == "CNN":
         a = t["augment"]
         return (f"{t['recipe']}; {t['parameters']} parameters, {t['multiply_adds'] / 1e6:.1f} M multiply-adds per "
@@ -68,9 +84,7 @@ def side_by_side(models, shipped):
 
     row("input", lambda s, _: f"`{s['feature_set']}`, {len(s['feature_names'])} numbers per window")
     row("ONNX size", lambda _, size: f"{size / 1e6:.2f} MB")
-    row("size of the model", lambda s, _: (f"{s['training']['parameters']} parameters, "
-                                           f"{s['training']['multiply_adds'] / 1e6:.1f} M multiply-adds"
-                                           if kind(s) == "CNN" else f"{s['training']['forest_nodes']} tree nodes"))
+    row("size of the model", lambda s, _: cost(s["training"]))
     row("test macro-F1 / mAP", lambda s, _: f"{s['validation']['test']['macro_f1']} / {s['validation']['test']['mAP']}")
     for agg in ("mean", "worst"):
         for part, key, label in [("dry", "macro_f1", "macro-F1 dry"), ("rooms", "macro_f1", "macro-F1 rooms"),
@@ -110,21 +124,10 @@ def goals(sidecar):
     return lines
 
 
-def model_section(path, sidecar, size, shipped):
-    t, v = sidecar["training"], sidecar["validation"]
-    test, val = v["test"], v["validation"]
+def data_lines(t):
+    """The bullets that say what a trained model was fitted and tested on."""
     se = t.get("score_excerpts") or {"recordings": 0}
-    lines = [
-        "", f"## The {kind(sidecar)}: `{path.name}`{' (shipped as `tutti.json`)' if shipped else ''}", "",
-        f"`{sidecar['model_file']}` (sha256 `{sidecar['onnx_sha256'][:16]}…`, {size / 1e6:.2f} MB).",
-        f"- Input: the `{sidecar['feature_set']}` features ({len(sidecar['feature_names'])} numbers) of a "
-        f"{sidecar['window_seconds']} s window of mono audio at {sidecar['sample_rate']} Hz, computed by tutti itself.",
-        f"- Recipe: {describe(sidecar)}",
-        "- Output: one score per instrument; an instrument is reported when its score reaches its own threshold, "
-        "chosen for the best F1 on the validation recordings"
-        + (f", and {sidecar['relative_threshold']} times the window's top score (the relative threshold, chosen "
-           "for the best per-window F1 on the same recordings; every figure below applies it)."
-           if sidecar.get("relative_threshold") else "."),
+    return [
         f"- Training data: rendered from SoundFonts ({', '.join(t['sources'])}) by `tutti-synth`: clips of 1–3 "
         "instruments playing random passages in their ranges"
         + (f", and {se['recordings']} of the {se['of_recordings']} clips excerpts of real scores (music21 corpus; "
@@ -138,6 +141,27 @@ def model_section(path, sidecar, size, shipped):
         f"- Windows: {t['windows']['fit']} to fit, {t['windows']['validation']} for thresholds, "
         f"{t['windows']['test']} to test; recordings {t['recordings']['fit']}/{t['recordings']['validation']}/"
         f"{t['recordings']['test']}. {t['split']}.",
+    ]
+
+
+def model_section(path, sidecar, size, shipped):
+    t, v = sidecar["training"], sidecar["validation"]
+    test, val = v["test"], v["validation"]
+    lines = [
+        "", f"## The {kind(sidecar)}: `{path.name}`{' (shipped as `tutti.json`)' if shipped else ''}", "",
+        f"`{sidecar['model_file']}` (sha256 `{sidecar['onnx_sha256'][:16]}…`, {size / 1e6:.2f} MB).",
+        f"- Input: the `{sidecar['feature_set']}` features ({len(sidecar['feature_names'])} numbers) of a "
+        f"{sidecar['window_seconds']} s window of mono audio at {sidecar['sample_rate']} Hz, computed by tutti itself.",
+        f"- Recipe: {describe(sidecar)}",
+        "- Output: one score per instrument; an instrument is reported when its score reaches its own threshold, "
+        "chosen for the best F1 on the validation recordings"
+        + (f", and {sidecar['relative_threshold']} times the window's top score (the relative threshold, chosen "
+           "for the best per-window F1 on the same recordings; every figure below applies it)."
+           if sidecar.get("relative_threshold") else "."),
+    ]
+    if kind(sidecar) != "ensemble":
+        lines += data_lines(t)
+    lines += [
         "",
         "| split | windows | macro-F1 | micro-F1 | mAP | per-window F1 | macro-F1 single instrument "
         "| macro-F1 mixtures |",
@@ -175,8 +199,8 @@ def blend_section(blend):
     lines = ["", "## Averaging the two models, leave one family out", "",
              "`models/train/blend.py` runs both models' LOFO fold models through `tutti analyze` (windows every "
              "0.5 s) on the held-out family's test recordings and on the validation recordings of the families "
-             "each fold was fitted on, where the mean's thresholds are chosen. tutti cannot run two models on one "
-             "window yet: this says what it would gain.", "",
+             "each fold was fitted on, where the mean's thresholds are chosen. These are the ensemble's LOFO "
+             "folds (`ensemble.json` is this mean in one graph), beside each member's own.", "",
              "| models | " + " | ".join(f"{f['held_out']} dry / rooms" for f in rows[0][1])
              + " | worst dry / rooms | mean dry / rooms |",
              "|---|" + "---|" * (len(rows[0][1]) + 2)]
@@ -191,7 +215,7 @@ def blend_section(blend):
 
 
 def unheard_section(heard):
-    """Markdown of heard.py's figures on ToneJS: every model, and their mean."""
+    """Markdown of heard.py's figures on ToneJS: every model."""
     models = heard["models"]
     first = next(iter(models.values()))
     whole = first.get("dry") or first["all"]
@@ -200,16 +224,14 @@ def unheard_section(heard):
              f"{heard['recordings']} clips rendered from ToneJS (`models/train/tonejs.py`: the npm registry's "
              "recordings of real bassoon, cello, clarinet, contrabass, flute, horn and violin), half of them in "
              "rooms, heard through `tutti analyze` by every model (`models/train/heard.py --all`). No model trains "
-             "on this family, so it is one more held-out test, of real instruments: the kind of audio users have. "
-             "The last row averages the models' scores (and their thresholds): what an ensemble of the two would "
-             "hear; tutti cannot ship one yet.", "",
+             "on this family, so it is one more held-out test, of real instruments: the kind of audio users have.",
+             "",
              "| model | macro-F1 dry | macro-F1 rooms | mAP dry | mAP rooms | " + " | ".join(names) + " |",
              "|---|---|---|---|---|" + "---|" * len(names)]
     cell = lambda m, k: m[k] if m else "–"
     for name, parts in models.items():
         d, r = parts.get("dry"), parts.get("rooms")
-        label = "mean of the models" if name == "mean" else f"`{name}`"
-        lines.append(f"| {label} | {cell(d, 'macro_f1')} | {cell(r, 'macro_f1')} | {cell(d, 'mAP')} | {cell(r, 'mAP')} | "
+        lines.append(f"| `{name}` | {cell(d, 'macro_f1')} | {cell(r, 'macro_f1')} | {cell(d, 'mAP')} | {cell(r, 'mAP')} | "
                      + " | ".join(str((d or parts["all"])["per_instrument"][n]["f1"]) for n in names) + " |")
     lines += ["", "Per-instrument columns are F1 on the dry clips."]
     return lines

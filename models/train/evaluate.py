@@ -200,13 +200,8 @@ def lofo(fit_predict, y, rec, split, meta, groups, names, args, log=print, on_fo
         p_val, p_test = score(val), score(test)
         thresholds = choose_thresholds(y[val], p_val)
         relative = choose_relative(y[val], p_val, thresholds)
-        known = y[fit].sum(axis=0) > 0
-        entry = {"held_out": held, "fit": others, "relative_threshold": relative,
-                 "thresholds": [float(t) for t in thresholds]}
-        for part, mask in [("all", np.ones(len(test), bool)), ("dry", ~room[test]), ("rooms", room[test])]:
-            if mask.any():
-                entry[part] = metrics(y[test][mask], p_test[mask], thresholds, names, known=known,
-                                      relative=relative)
+        entry = fold_entry(held, others, y[test], p_test, room[test], thresholds, relative, names,
+                           known=y[fit].sum(axis=0) > 0)
         folds.append(entry)
         if on_fold is not None:
             on_fold(entry)
@@ -214,6 +209,18 @@ def lofo(fit_predict, y, rec, split, meta, groups, names, args, log=print, on_fo
 
 
 LOFO_KEYS = ("macro_f1", "mAP", "samples_f1")
+
+
+def fold_entry(held, fitted, y, p, room, thresholds, relative, names, known):
+    """One LOFO fold's record: what was held out and fitted on, the
+    thresholds, and the held-out test windows' metrics, whole, dry and in
+    rooms (`room` marks the windows played into a room)."""
+    entry = {"held_out": held, "fit": fitted, "relative_threshold": relative,
+             "thresholds": [float(t) for t in thresholds]}
+    for part, mask in [("all", np.ones(len(y), bool)), ("dry", ~room), ("rooms", room)]:
+        if mask.any():
+            entry[part] = metrics(y[mask], p[mask], thresholds, names, known=known, relative=relative)
+    return entry
 
 
 def fold_stem(held_out):

@@ -8,10 +8,8 @@ one, say) stands on data it was not built for, beside a new recipe's.
     python models/train/heard.py work/features.npz models/tutti.json /tmp/new/tutti.json
 
 The windows are matched to the feature file's by recording and start time;
-the labels are the feature file's. With `--json`, the figures (and, for two
-models or more, those of their mean score, read against the mean of their
-thresholds: what averaging them would give) are also written there, for
-the model card.
+the labels are the feature file's. With `--json`, the figures are also
+written there, for the model card.
 """
 import argparse
 import json
@@ -66,7 +64,7 @@ def main():
     print(f"{len(test)} {'' if args.all else 'test '}windows of {len(wavs)} recordings in {dataset}")
     print("| model | windows | macro-F1 | micro-F1 | mAP |")
     print("|---|---|---|---|---|")
-    results, heard = {}, []
+    results = {}
     whole = "all" if args.all else "test split"
     for model in args.models:
         got, labels, relative = scores_of(model, wavs, args.tutti)
@@ -78,12 +76,7 @@ def main():
             sys.exit(f"{model}: tutti analyze gave no window for {absent[0]} ({len(absent)} of {len(keys)})")
         p = np.array([got[k] for k in keys], dtype=np.float32)
         t = np.array([l["threshold"] for l in labels], dtype=np.float32)
-        heard.append((p, t))
         results[Path(model).name] = score(model, y[test], p, t, names, rec[test], meta, relative, font, whole)
-    if len(heard) > 1:
-        p = np.mean([h[0] for h in heard], axis=0)
-        t = np.mean([h[1] for h in heard], axis=0)
-        results["mean"] = score("mean of the models", y[test], p, t, names, rec[test], meta, 0.0, font, whole)
     if args.json:
         args.json.write_text(json.dumps({"dataset": str(dataset), "recordings": len(wavs), "models": results},
                                         indent=1) + "\n")

