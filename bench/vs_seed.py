@@ -42,7 +42,9 @@ def main():
     args = ap.parse_args()
 
     side = json.loads((ROOT / "models/tutti.json").read_text())
-    t = side["training"]
+    # The forest's settings: the shipped model's own, or its forest member's.
+    t = next((m["training"] for m in side["training"].get("members", []) if "trees" in m["training"]),
+             side["training"])
     d = np.load(args.features)
     x, y = d["x"], d["y"]
     sc = StandardScaler().fit(x)

@@ -118,6 +118,14 @@ def goals(sidecar):
                 "(see Limits). " if gap >= 0.2 else
                 "It does not fit even its own windows well: more data or capacity come first. ")
         lines += ["", "Why it stops here: " + why]
+    cnn = [m["training"] for m in sidecar["training"].get("members", [sidecar])
+           if "channels" in m["training"]]
+    if cnn:
+        c = cnn[0]
+        lines += ["", f"Budget of the CNN{' inside the ensemble' if kind(sidecar) == 'ensemble' else ''}: "
+                  f"{c['multiply_adds'] / 1e6:.1f} M multiply-adds per window (≤ 30 M), {c['parameters']} parameters "
+                  "(≤ 1 M). Time per window, real time per core for `tutti analyze` and the share of a core "
+                  "`tutti listen` takes are measured by benchmarks, not here: the project README's *Benchmarks*."]
     lines += ["", "What was measured on the way (feature sets, PCA, rooms, score excerpts, augmentations): the "
               "Retraining section of the project README; the seed study's experiments (PCA, seven model "
               "families, window lengths, a hyper-parameter search) redone on this data: [REPORT.md](REPORT.md)."]
@@ -244,7 +252,8 @@ def stream_section(summary):
     lines = ["", "## Streams: per-window quality as the daemon reports", "",
              "`models/train/stream.py` strings each family's clips end to end into streams (a new "
              "instrumentation every 10 s clip, dry or in rooms) and runs `tutti analyze --json --hold --margin` on "
-             "them with the forest's LOFO fold models, each on the family it never heard. The `on` states are what "
+             f"them with the LOFO fold models in `{summary.get('folds', 'work/forest-folds')}`, each on the family it "
+             "never heard. The `on` states are what "
              "the daemon publishes. A false flip is an ON/OFF change of an instrument whose truth does not change "
              "within a window's length of it. The hold and margin are chosen on streams of the held-out families' "
              "train-split clips (best mean per-window macro-F1 of the states, ties to fewer flips) and reported "
@@ -307,7 +316,7 @@ def main():
              + ("It wins leave-one-family-out validation (below), which is how the shipped model is chosen: "
                 "fitted on two sample families, tested on the third's held-out recordings, dry and in rooms. "
                 if len(models) > 1 and scored else "")
-             + ("The other stays selectable: " + ", ".join(f"`tutti analyze --model models/{p.name}`"
+             + (("The others stay" if len(models) > 2 else "The other stays") + " selectable: " + ", ".join(f"`tutti analyze --model models/{p.name}`"
                                                           for p, _, _ in models if p != shipped) + ". "
                 if len(models) > 1 else "")
              + "This file is written by `models/train/card.py`; do not edit it by hand.", ""]

@@ -28,7 +28,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, compose, helper, numpy_helper
 
-from evaluate import (choose_relative, choose_thresholds, groups_of, load, lofo_summary, metrics,
+from evaluate import (choose_relative, choose_thresholds, fold_stem, groups_of, load, lofo_summary, metrics,
                       split_fit_validation, test_subsets)
 from heard import scores_of
 from sidecar import write_model
@@ -89,6 +89,51 @@ def combine(members):
     return model
 
 
+def build(paths):
+    """The ensemble of the models whose sidecars are `paths`: its ONNX
+    bytes, what its sidecar says of its input and output, and the members'
+    sidecars."""
+    sidecars = [json.loads(p.read_text()) for p in paths]
+    first = sidecars[0]
+    for p, s in zip(paths[1:], sidecars[1:]):
+        for key in ("labels", "sample_rate", "window_seconds"):
+            a = [(l["name"], l["program"]) for l in s[key]] if key == "labels" else s[key]
+            b = [(l["name"], l["program"]) for l in first[key]] if key == "labels" else first[key]
+            if a != b:
+                sys.exit(f"{p}: its {key} differ from {paths[0]}'s")
+    members = [(f"member{i}", onnx.load(p.parent / s["model_file"]), len(s["feature_names"]))
+               for i, (p, s) in enumerate(zip(paths, sidecars))]
+    meta = {"labels": first["labels"], "sample_rate": first["sample_rate"],
+            "window_seconds": first["window_seconds"], "hop_seconds": first["hop_seconds"],
+            "feature_set": "+".join(s["feature_set"] for s in sidecars),
+            "feature_names": [n for s in sidecars for n in s["feature_names"]]}
+    return combine(members).SerializeToString(), meta, sidecars
+
+
+def members_of(paths, sidecars):
+    """The sidecar's record of each member."""
+    return [{"sidecar": p.name, "model_file": s["model_file"], "onnx_sha256": s["onnx_sha256"],
+             "feature_set": s["feature_set"], "features": len(s["feature_names"]), "training": s["training"]}
+            for p, s in zip(paths, sidecars)]
+
+
+def write_folds(folds, dirs, out):
+    """One ensemble per LOFO fold of blend.py (`folds`), of the members'
+    fold models in `dirs`, with the thresholds blend.py chose for it, into
+    OUT/lofo-<held-out family>: for stream.py, like the members' own."""
+    for entry in folds:
+        paths = [d / f"{fold_stem(entry['held_out'])}.json" for d in dirs]
+        missing = [p for p in paths if not p.is_file()]
+        if missing:
+            sys.exit(f"{missing[0]}: no such fold model")
+        onnx_bytes, meta, sidecars = build(paths)
+        write_model(out / fold_stem(entry["held_out"]), onnx_bytes, meta, entry["thresholds"],
+                    entry["relative_threshold"],
+                    {"lofo_fold": entry["held_out"], "fit": entry["fit"], "members": members_of(paths, sidecars)},
+                    {"thresholds_from": "validation", "lofo": [entry]})
+    print(f"wrote {len(folds)} fold ensembles into {out}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("members", nargs="+", type=Path, help="the members' sidecars (.json), two or more")
@@ -97,29 +142,21 @@ def main():
                     help="the forest's NPZ (tutti features DIR --out, windows every 0.5 s): labels and splits")
     ap.add_argument("--dataset", help="the rendered dataset (default: the feature file's source)")
     ap.add_argument("--blend", type=Path, help="blend.py --json of the same members: the ensemble's LOFO folds")
+    ap.add_argument("--folds", type=Path, nargs="+", default=[],
+                    help="the members' LOFO fold models, a directory per member in the members' order")
+    ap.add_argument("--fold-models", type=Path,
+                    help="also write an ensemble per LOFO fold here, of --folds with --blend's thresholds")
     ap.add_argument("--tutti", default="target/recipe/tutti")
     ap.add_argument("--validation", type=float, default=0.2)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     if len(args.members) < 2:
         sys.exit("an ensemble needs two members or more")
+    if args.fold_models and (not args.blend or len(args.folds) != len(args.members)):
+        sys.exit("--fold-models needs --blend and a --folds directory per member")
 
-    sidecars = [json.loads(p.read_text()) for p in args.members]
+    onnx_bytes, meta, sidecars = build(args.members)
     first = sidecars[0]
-    for p, s in zip(args.members[1:], sidecars[1:]):
-        for key in ("labels", "sample_rate", "window_seconds"):
-            a = [(l["name"], l["program"]) for l in s[key]] if key == "labels" else s[key]
-            b = [(l["name"], l["program"]) for l in first[key]] if key == "labels" else first[key]
-            if a != b:
-                sys.exit(f"{p}: its {key} differ from {args.members[0]}'s")
-    stems = [p.stem for p in args.members]
-    members = [(stem, onnx.load(p.parent / s["model_file"]), len(s["feature_names"]))
-               for stem, p, s in zip(stems, args.members, sidecars)]
-    onnx_bytes = combine(members).SerializeToString()
-    meta = {"labels": first["labels"], "sample_rate": first["sample_rate"],
-            "window_seconds": first["window_seconds"], "hop_seconds": first["hop_seconds"],
-            "feature_set": "+".join(s["feature_set"] for s in sidecars),
-            "feature_names": [n for s in sidecars for n in s["feature_names"]]}
     names = [l["name"] for l in first["labels"]]
 
     _, y, rec, split, fmeta = load(args.features)
@@ -173,14 +210,13 @@ def main():
         validation.update(lofo=folds, lofo_summary=lofo_summary(folds))
     training = {
         "recipe": "the mean of its members' scores, one graph: " + " and ".join(
-            f"{stem} ({s['feature_set']})" for stem, s in zip(stems, sidecars)),
-        "members": [{"sidecar": p.name, "model_file": s["model_file"], "onnx_sha256": s["onnx_sha256"],
-                     "feature_set": s["feature_set"], "features": len(s["feature_names"]),
-                     "training": s["training"]}
-                    for p, s in zip(args.members, sidecars)],
+            f"{p.stem} ({s['feature_set']})" for p, s in zip(args.members, sidecars)),
+        "members": members_of(args.members, sidecars),
         "sources": first["training"].get("sources"),
     }
     write_model(args.out, onnx_bytes, meta, thresholds, relative, training, validation)
+    if args.fold_models:
+        write_folds(validation["lofo"], args.folds, args.fold_models)
     t = validation["test"]
     print(f"wrote {args.out}.onnx ({len(onnx_bytes) / 1e6:.1f} MB) and {args.out}.json; thresholds chosen "
           f"(relative {relative}); test macro-F1 {t['macro_f1']}, mAP {t['mAP']}")

@@ -161,13 +161,6 @@ if [ "$CNN" != 0 ]; then
   sidecars+=("$MODELS/cnn.json")
 fi
 
-if [ -z "${DATASET_GIVEN:-}" ]; then
-  step "Streams: the forest's LOFO folds through tutti analyze, hold and margin chosen"
-  .venv/bin/python models/train/stream.py "$DATASET" --out "$WORK/streams" --folds "$WORK/forest-folds" \
-    --json "$WORK/streams.json" --seconds "$STREAM_SECONDS"
-  stream_args=(--streams "$WORK/streams.json")
-fi
-
 blend_args=()
 if [ "$CNN" != 0 ] && [ -z "${DATASET_GIVEN:-}" ]; then
   step "Both models' LOFO folds through tutti analyze, and their mean"
@@ -176,13 +169,28 @@ if [ "$CNN" != 0 ] && [ -z "${DATASET_GIVEN:-}" ]; then
   blend_args=(--blend "$WORK/blend.json")
 fi
 
+# The streams are heard by the LOFO folds of the kind of model that ships
+# when both are trained: the ensemble.
+stream_folds="$WORK/forest-folds"
 if [ "$CNN" != 0 ]; then
   step "The ensemble: the forest and the CNN averaged in one graph, its thresholds from tutti analyze"
   ens_lofo=()
-  [ ${#blend_args[@]} = 0 ] || ens_lofo=(--blend "$WORK/blend.json")
+  if [ ${#blend_args[@]} != 0 ]; then
+    rm -rf "$WORK/ensemble-folds"
+    ens_lofo=(--blend "$WORK/blend.json" --folds "$WORK/forest-folds" "$WORK/cnn-folds"
+      --fold-models "$WORK/ensemble-folds")
+    stream_folds="$WORK/ensemble-folds"
+  fi
   .venv/bin/python models/train/ensemble.py "$MODELS/forest.json" "$MODELS/cnn.json" --out "$MODELS/ensemble" \
     --features "$WORK/features.npz" --dataset "$DATASET" "${ens_lofo[@]}"
   sidecars+=("$MODELS/ensemble.json")
+fi
+
+if [ -z "${DATASET_GIVEN:-}" ]; then
+  step "Streams: LOFO folds ($stream_folds) through tutti analyze, hold and margin chosen"
+  .venv/bin/python models/train/stream.py "$DATASET" --out "$WORK/streams" --folds "$stream_folds" \
+    --json "$WORK/streams.json" --seconds "$STREAM_SECONDS"
+  stream_args=(--streams "$WORK/streams.json")
 fi
 
 unheard_args=()

@@ -9,7 +9,8 @@ hold and margin chosen on them.
    into one stream (a new instrumentation every clip, 10 s), written as a
    dataset in the MusicNet layout (`tutti features` reads its labels, so a
    stream window's truth is what training windows are labelled with).
-2. `measure`: each LOFO fold model (`train.py --fold-models`) analyses the
+2. `measure`: each LOFO fold model (`train.py`, `cnn.py` or `ensemble.py
+   --fold-models`; rebuild.sh gives the shipped kind's) analyses the
    streams of the family it never heard, once per hold and margin in the
    grid (`tutti analyze --json --hold --margin`, whose `on` field is the
    daemon's state). The train-split streams choose the hold and margin
@@ -22,7 +23,7 @@ flips per minute, and false flips: a flip of an instrument whose truth does
 not change within a window's length of it.
 
     python models/train/stream.py work/dataset --out work/streams \\
-        --folds work/forest-folds --json work/streams.json
+        --folds work/ensemble-folds --json work/streams.json
 """
 import argparse
 import csv
@@ -244,7 +245,7 @@ def main():
     streams = build(args.dataset, args.out, args.seconds, args.seed)
     print(f"stream: {len(streams)} streams of up to {args.seconds:.0f} s in {args.out}", flush=True)
     results = measure(args, streams)
-    summary = summarise(results)
+    summary = {**summarise(results), "folds": str(args.folds)}
     tmp = args.json.with_suffix(".partial")
     tmp.write_text(json.dumps({"summary": summary, "results": results}, indent=1) + "\n")
     tmp.replace(args.json)
