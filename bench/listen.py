@@ -14,7 +14,7 @@ listens to. For each input format it reports:
   (1024 samples, 46 ms) more audio; this is what the pipeline itself adds;
 - peak RSS: VmHWM of the tutti process.
 
-    bench/listen.py [--seconds 120] [--bin target/recipe/tutti]
+    bench/listen.py [--seconds 120] [--bin target/recipe/tutti] [--json FILE]
 
 Standard library only; needs mosquitto and mosquitto-clients.
 """
@@ -182,6 +182,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=120, help="measured span per input")
     ap.add_argument("--warmup", type=float, default=5)
     ap.add_argument("--bin", default=str(ROOT / "target/recipe/tutti"))
+    ap.add_argument("--json", type=Path, help="also write the rows here")
     args = ap.parse_args()
     if not os.access(args.bin, os.X_OK):
         subprocess.run(["cargo", "build", "--profile", "recipe", "--bin", "tutti"],
@@ -200,6 +201,8 @@ def main():
         finally:
             broker.terminate()
             broker.wait()
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1) + "\n")
     print(f"tutti listen, hop 0.5 s, {args.seconds:.0f} s per input after "
           f"{args.warmup:.0f} s warm-up ({os.cpu_count()} cores)")
     print("latency in ms at the subscriber: from the window's end | from the "

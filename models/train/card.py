@@ -98,7 +98,33 @@ def side_by_side(models, shipped):
     return lines
 
 
-def goals(sidecar):
+def cost_rows(sidecar, costs):
+    """Goal-table rows of bench/costs.py's figures (none when they were
+    measured on another model), and a line saying where they come from."""
+    if costs is None:
+        return [], []
+    if costs["model_sha256"] != sidecar["onnx_sha256"]:
+        return [], ["", f"The cost goals were last measured on another model (`{costs['model_file']}`, sha256 "
+                    f"`{costs['model_sha256'][:16]}…`); `{costs['command']}` measures this one."]
+    a = costs["analyze"]
+    rt = a["real_time_per_core"]
+    shipped, *others = rt
+    listen = max(costs["listen_cpu_percent"].values())
+    rows = [(f"model, one window on one core (`{costs['criterion']}`)", "≤ 1.5 ms",
+             f"{costs['model_ms_per_window']} ms (features {costs['features_ms_per_window']} ms more)",
+             costs["model_ms_per_window"] <= 1.5),
+            (f"`tutti analyze`, {a['seconds_of_audio'] / 60:g} min of 44.1 kHz stereo, real time per core", "≥ 250×",
+             f"{rt[shipped]}× ({a['cpu_seconds'][shipped]} s of CPU"
+             + "".join(f"; `{o}` {rt[o]}× in the same run" for o in others) + ")", rt[shipped] >= 250),
+            ("`tutti listen` at hop 0.5 s, share of a core (`bench/listen.py`)", "< 2 %",
+             f"{listen} % at most ({', '.join(f'{k} {v} %' for k, v in costs['listen_cpu_percent'].items())})",
+             listen < 2)]
+    lines = [f"| {name} | {target} | {value} | {'yes' if met else 'no'} |" for name, target, value, met in rows]
+    return lines, ["", f"Cost figures: `{costs['command']}` on {costs['measured']} ({costs['machine']}); this "
+                   "machine's timings drift by about a fifth from run to run."]
+
+
+def goals(sidecar, costs=None):
     v = sidecar["validation"]
     test, fit = v["test"], v.get("fit")
     s = lofo_summary(v.get("lofo", []))
@@ -107,6 +133,8 @@ def goals(sidecar):
     for (name, target), value in zip(GOALS, got):
         met = "–" if value is None else ("yes" if value >= target else f"no ({value - target:+.2f})")
         lines.append(f"| {name} | ≥ {target:.2f} | {'–' if value is None else value} | {met} |")
+    rows, note = cost_rows(sidecar, costs)
+    lines += rows + note
     if fit is not None and any(v is not None and v < target for (_, target), v in zip(GOALS, got)):
         lofo_dry = (f"; fitted on two sample families it scores {got[1]} on the third's dry recordings "
                     "(worst fold)" if got[1] is not None else "")
@@ -125,7 +153,8 @@ def goals(sidecar):
         lines += ["", f"Budget of the CNN{' inside the ensemble' if kind(sidecar) == 'ensemble' else ''}: "
                   f"{c['multiply_adds'] / 1e6:.1f} M multiply-adds per window (≤ 30 M), {c['parameters']} parameters "
                   "(≤ 1 M). Time per window, real time per core for `tutti analyze` and the share of a core "
-                  "`tutti listen` takes are measured by benchmarks, not here: the project README's *Benchmarks*."]
+                  "`tutti listen` takes are measured by `bench/costs.py` (the cost rows above, when it measured this "
+                  "model) and in the project README's *Benchmarks*."]
     lines += ["", "What was measured on the way (feature sets, PCA, rooms, score excerpts, augmentations): the "
               "Retraining section of the project README; the seed study's experiments (PCA, seven model "
               "families, window lengths, a hyper-parameter search) redone on this data: [REPORT.md](REPORT.md)."]
@@ -288,6 +317,8 @@ def main():
     ap.add_argument("--command", default="models/train/rebuild.sh")
     ap.add_argument("--streams", type=Path, default=None, help="models/train/stream.py's results")
     ap.add_argument("--blend", type=Path, default=None, help="models/train/blend.py --json: LOFO of the mean")
+    ap.add_argument("--costs", type=Path, default=None,
+                    help="bench/costs.py's measurements of the shipped model (cost goals)")
     ap.add_argument("--unheard", type=Path, default=None,
                     help="models/train/heard.py --json on ToneJS, the family no model trains on")
     args = ap.parse_args()
@@ -322,7 +353,16 @@ def main():
              + "This file is written by `models/train/card.py`; do not edit it by hand.", ""]
     if len(models) > 1:
         lines += ["## Side by side", ""] + side_by_side(models, shipped)
-    lines += goals(sidecar)
+    costs = None
+    if args.costs:
+        try:
+            costs = json.loads(args.costs.read_text())
+        except (OSError, ValueError) as e:
+            sys.exit(f"card: {args.costs}: {e}")
+    try:
+        lines += goals(sidecar, costs)
+    except KeyError as e:
+        sys.exit(f"card: {args.costs}: no {e} in it")
     for path, s, size in models:
         lines += model_section(path, s, size, path == shipped)
     if args.blend:

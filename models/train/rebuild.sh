@@ -208,9 +208,13 @@ if [ "$TONEJS" = 0 ]; then
   unheard_args=(--unheard "$WORK/unheard.json")
 fi
 
+# The cost goals, as bench/costs.py last measured them (the card says so if
+# that was another model).
+costs_args=()
+[ ! -f bench/costs.json ] || costs_args=(--costs bench/costs.json)
 step "Choosing the model to ship (leave-one-family-out) and writing $CARD"
 .venv/bin/python models/train/card.py "${sidecars[@]}" --ship "$MODELS/tutti.json" --card "$CARD" \
-  --command "$command" "${stream_args[@]}" "${blend_args[@]}" "${unheard_args[@]}"
+  --command "$command" "${stream_args[@]}" "${blend_args[@]}" "${unheard_args[@]}" "${costs_args[@]}"
 
 if [ "$REPORT" = none ]; then step "Done"; exit 0; fi
 # The window study needs clips longer than its longest window: a rendering
