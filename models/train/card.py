@@ -347,8 +347,8 @@ def main():
              + ("It wins leave-one-family-out validation (below), which is how the shipped model is chosen: "
                 "fitted on two sample families, tested on the third's held-out recordings, dry and in rooms. "
                 if len(models) > 1 and scored else "")
-             + (("The others stay" if len(models) > 2 else "The other stays") + " selectable: " + ", ".join(f"`tutti analyze --model models/{p.name}`"
-                                                          for p, _, _ in models if p != shipped) + ". "
+             + (("The others stay" if len(models) > 2 else "The other stays") + " selectable: "
+                + ", ".join(f"`tutti analyze --model models/{p.name}`" for p, _, _ in models if p != shipped) + ". "
                 if len(models) > 1 else "")
              + "This file is written by `models/train/card.py`; do not edit it by hand.", ""]
     if len(models) > 1:

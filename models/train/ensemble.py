@@ -39,24 +39,25 @@ DEFAULT_OPSET, ML_OPSET = 18, 3
 
 
 def combine(members):
-    """One ModelProto from [(name, ModelProto, width)]: input `features`
-    [N, sum of widths], each member fed its slice, output `probabilities`
-    [N, labels], the members' mean."""
+    """One ModelProto from [(name, ModelProto, width, path)]: input
+    `features` [N, sum of widths], each member fed its slice (its nodes
+    prefixed with `name/`), output `probabilities` [N, labels], the
+    members' mean."""
     nodes, inits, infos, outs = [], [], [], []
     start = 0
     n_labels = None
-    for name, model, width in members:
+    for name, model, width, path in members:
         graph = model.graph
         if [i.name for i in graph.input if i.name not in {t.name for t in graph.initializer}] != ["features"]:
-            sys.exit(f"{name}: the graph must take one input named `features`")
+            sys.exit(f"{path}: the graph must take one input named `features`")
         if "probabilities" not in [o.name for o in graph.output]:
-            sys.exit(f"{name}: the graph has no `probabilities` output")
+            sys.exit(f"{path}: the graph has no `probabilities` output")
         dims = [d.dim_value for d in next(o for o in graph.output if o.name == "probabilities")
                 .type.tensor_type.shape.dim]
         if n_labels is None:
             n_labels = dims[1]
         elif dims[1] != n_labels:
-            sys.exit(f"{name}: {dims[1]} scores per row, the first member gives {n_labels}")
+            sys.exit(f"{path}: {dims[1]} scores per row, the first member gives {n_labels}")
         prefixed = compose.add_prefix(model, f"{name}/")
         g = prefixed.graph
         lo, hi = f"{name}/slice_start", f"{name}/slice_end"
@@ -84,7 +85,7 @@ def combine(members):
     model = helper.make_model(graph, producer_name="tutti-train",
                               opset_imports=[helper.make_opsetid("", DEFAULT_OPSET),
                                              helper.make_opsetid("ai.onnx.ml", ML_OPSET)])
-    model.ir_version = max(m.ir_version for _, m, _ in members)
+    model.ir_version = max(m.ir_version for _, m, _, _ in members)
     onnx.checker.check_model(model, full_check=True)
     return model
 
@@ -101,8 +102,10 @@ def build(paths):
             b = [(l["name"], l["program"]) for l in first[key]] if key == "labels" else first[key]
             if a != b:
                 sys.exit(f"{p}: its {key} differ from {paths[0]}'s")
-    members = [(f"member{i}", onnx.load(p.parent / s["model_file"]), len(s["feature_names"]))
-               for i, (p, s) in enumerate(zip(paths, sidecars))]
+    members = []
+    for i, (p, s) in enumerate(zip(paths, sidecars)):
+        onnx_path = p.parent / s["model_file"]
+        members.append((f"member{i}", onnx.load(onnx_path), len(s["feature_names"]), onnx_path))
     meta = {"labels": first["labels"], "sample_rate": first["sample_rate"],
             "window_seconds": first["window_seconds"], "hop_seconds": first["hop_seconds"],
             "feature_set": "+".join(s["feature_set"] for s in sidecars),
