@@ -116,7 +116,8 @@ fn contrast_bands(freqs: &[f32]) -> Vec<ContrastBand> {
 pub struct Timbre98 {
     names: Vec<String>,
     frame: FrameAnalyser,
-    dct: Vec<Vec<f32>>,
+    /// The MFCC's DCT, band by band (see `mfcc`).
+    dct_by_band: Vec<[f64; N_MFCC]>,
     bands: Vec<ContrastBand>,
     /// Scratch for sorting one band of one frame.
     sorted: Vec<f32>,
@@ -155,7 +156,7 @@ impl Timbre98 {
         Timbre98 {
             names,
             frame,
-            dct: dct_ortho(N_MFCC, N_MELS),
+            dct_by_band: by_band(&dct_ortho(N_MFCC, N_MELS)),
             bands,
             sorted: vec![0.0; widest],
             mfcc: Vec::new(),
@@ -163,6 +164,32 @@ impl Timbre98 {
             delta: Vec::new(),
         }
     }
+}
+
+/// `feature.mfcc` of one frame: the orthonormal DCT of its mel dB, each
+/// raised to `floor`. `by_band` holds the DCT's f32 weights band by band.
+/// Each coefficient is summed in f64 from the lowest band up, one rounding
+/// per product and per sum (what a dot product of the basis with the bands
+/// gives); the 20 sums run side by side, which the compiler vectorises.
+fn mfcc(by_band: &[[f64; N_MFCC]], mel_db: &[f32], floor: f32, out: &mut [f32]) {
+    // -0.0 is the f64 sum's neutral element, as in `Iterator::sum`.
+    let mut acc = [-0.0f64; N_MFCC];
+    for (w, &d) in by_band.iter().zip(mel_db) {
+        let d = f64::from(if d > floor { d } else { floor });
+        for (a, &w) in acc.iter_mut().zip(w) {
+            *a += w * d;
+        }
+    }
+    for (o, a) in out.iter_mut().zip(acc) {
+        *o = a as f32;
+    }
+}
+
+/// A DCT's rows (one per coefficient) turned into one row per band.
+fn by_band(dct: &[Vec<f32>]) -> Vec<[f64; N_MFCC]> {
+    (0..N_MELS)
+        .map(|j| std::array::from_fn(|c| f64::from(dct[c][j])))
+        .collect()
 }
 
 /// Mean and population standard deviation, two-pass in f64.
@@ -295,13 +322,7 @@ impl FeatureSet for Timbre98 {
         let floor = db_floor(records, RECORD, MEL_DB..RECORD, TOP_DB);
         self.mfcc.resize(frames * N_MFCC, 0.0);
         for (r, m) in rows().zip(self.mfcc.chunks_exact_mut(N_MFCC)) {
-            for (c, basis) in m.iter_mut().zip(&self.dct) {
-                *c = basis
-                    .iter()
-                    .zip(&r[MEL_DB..])
-                    .map(|(&w, &d)| f64::from(w) * f64::from(if d > floor { d } else { floor }))
-                    .sum::<f64>() as f32;
-            }
+            mfcc(&self.dct_by_band, &r[MEL_DB..], floor, m);
         }
         self.series.resize(frames, 0.0);
         self.delta.resize(frames, 0.0);
@@ -359,6 +380,37 @@ mod tests {
         let mut short = [0.0f32; 3];
         delta(&[1.0, 2.0, 3.0], &mut short);
         assert_eq!(short, [1.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn mfcc_sums_each_coefficient_as_a_dot_product_would() {
+        // Features the shipped models were trained on came from the dot
+        // product of each DCT row with the floored bands; the side-by-side
+        // sums must give the same bits, floored bands or not.
+        let rows = dct_ortho(N_MFCC, N_MELS);
+        let by_band = by_band(&rows);
+        let mut state = 12345u32;
+        let mut db = || {
+            state = state.wrapping_mul(1664525).wrapping_add(1013904223);
+            (state >> 8) as f32 / (1u32 << 24) as f32 * 120.0 - 100.0
+        };
+        for floor in [f32::NEG_INFINITY, -60.0, 0.0] {
+            let mel: Vec<f32> = (0..N_MELS).map(|_| db()).collect();
+            let mut got = [0.0f32; N_MFCC];
+            mfcc(&by_band, &mel, floor, &mut got);
+            for (c, row) in rows.iter().enumerate() {
+                let dot = row
+                    .iter()
+                    .zip(&mel)
+                    .map(|(&w, &d)| f64::from(w) * f64::from(d.max(floor)))
+                    .sum::<f64>() as f32;
+                assert_eq!(
+                    got[c].to_bits(),
+                    dot.to_bits(),
+                    "coefficient {c}, floor {floor}"
+                );
+            }
+        }
     }
 
     #[test]
