@@ -10,19 +10,19 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use engine::{render, Colour, Engine, Event, Fluid, Style, RATE};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rustysynth::{SoundFont, Synthesizer, SynthesizerSettings};
 use std::fmt::Write as _;
 use std::fs::File;
-use std::io::{BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use tutti::dataset::{LABEL_HEADER, LABEL_RATE};
 use tutti::instruments::{index_of_name, INSTRUMENTS};
 
 mod augment;
+mod engine;
 mod room;
 mod score;
 
@@ -83,6 +83,15 @@ struct Args {
     /// column. Like --room, it never changes the notes drawn for a clip.
     #[arg(long, default_value_t = 0.0)]
     vary: f64,
+    /// Fraction of clips rendered by a second engine, oxisynth (FluidSynth's
+    /// synthesis: its interpolation, drawn per clip, envelopes, filter,
+    /// chorus and reverb) instead of rustysynth, each part with a colour
+    /// of its own: brightness (filter cutoff), attack, release and effect
+    /// sends (see engine.rs). Drawn per clip from a generator of its own
+    /// and written to metadata.csv's engine column; like --room, it never
+    /// changes the notes drawn for a clip.
+    #[arg(long, default_value_t = 0.0)]
+    fluid: f64,
     /// Directory of MIDI files, one movement each with a part per track
     /// (models/train/scores.py writes them from the music21 corpus). Clips
     /// drawn from them are split by movement, never within one.
@@ -91,36 +100,6 @@ struct Args {
     /// Fraction of clips cut from --scores; the rest are random passages.
     #[arg(long, default_value_t = 0.5, requires = "scores")]
     score_fraction: f64,
-}
-
-const RATE: i32 = 44100;
-
-struct Event {
-    time: f64,
-    channel: i32,
-    key: i32,
-    velocity: i32, // 0 = note off
-}
-
-/// How a part is played beyond its notes (`--vary`): MIDI pitch bend
-/// (8192 is none), modulation (vibrato depth) and expression.
-#[derive(Clone, Copy)]
-struct Style {
-    bend: i32,
-    modulation: i32,
-    expression: i32,
-}
-
-impl Style {
-    fn draw(rng: &mut StdRng) -> Style {
-        // The default bend range is ±2 semitones: 8192 steps per 200 cents.
-        let cents: f64 = rng.random_range(-12.0..12.0);
-        Style {
-            bend: 8192 + (cents / 200.0 * 8192.0).round() as i32,
-            modulation: rng.random_range(0..=100),
-            expression: rng.random_range(70..=127),
-        }
-    }
 }
 
 #[derive(Clone)]
@@ -224,49 +203,6 @@ fn compose(
     }
 }
 
-fn render(
-    synth: &mut Synthesizer,
-    seconds: f64,
-    parts: &[(i32, u8)],
-    styles: Option<&[Style]>,
-    events: &mut [Event],
-) -> Vec<f32> {
-    synth.reset();
-    for (i, &(channel, program)) in parts.iter().enumerate() {
-        synth.process_midi_message(channel, 0xC0, i32::from(program) - 1, 0);
-        if let Some(style) = styles.and_then(|s| s.get(i)) {
-            synth.process_midi_message(channel, 0xE0, style.bend & 0x7f, style.bend >> 7);
-            synth.process_midi_message(channel, 0xB0, 1, style.modulation);
-            synth.process_midi_message(channel, 0xB0, 11, style.expression);
-        }
-    }
-    events.sort_by(|a, b| a.time.total_cmp(&b.time).then(a.velocity.cmp(&b.velocity)));
-    let total = (seconds * f64::from(RATE)) as usize;
-    let (mut left, mut right) = (vec![0.0f32; total], vec![0.0f32; total]);
-    let mut pos = 0;
-    let mut next = 0;
-    while pos < total {
-        while next < events.len() && (events[next].time * f64::from(RATE)) as usize <= pos {
-            let e = &events[next];
-            if e.velocity > 0 {
-                synth.note_on(e.channel, e.key, e.velocity);
-            } else {
-                synth.note_off(e.channel, e.key);
-            }
-            next += 1;
-        }
-        let until = events.get(next).map_or(total, |e| {
-            ((e.time * f64::from(RATE)) as usize).clamp(pos + 1, total)
-        });
-        synth.render(&mut left[pos..until], &mut right[pos..until]);
-        pos = until;
-    }
-    left.iter()
-        .zip(&right)
-        .map(|(l, r)| 0.5 * (l + r))
-        .collect()
-}
-
 /// Scales `audio` so its peak is at a random level between -11 and -1 dBFS.
 fn normalise(rng: &mut StdRng, audio: &mut [f32]) {
     let peak = audio.iter().fold(0.0f32, |m, x| m.max(x.abs()));
@@ -281,7 +217,7 @@ fn normalise(rng: &mut StdRng, audio: &mut [f32]) {
 /// per note.
 fn render_score_clip(
     rng: &mut StdRng,
-    synth: &mut Synthesizer,
+    synth: &mut dyn Engine,
     voices: &[score::Voice],
     seconds: f64,
     styles: Option<&[Style]>,
@@ -317,7 +253,7 @@ fn render_score_clip(
 /// normalised to a random level between -11 and -1 dBFS.
 fn render_clip(
     rng: &mut StdRng,
-    synth: &mut Synthesizer,
+    synth: &mut dyn Engine,
     chosen: &[usize],
     seconds: f64,
     whole: bool,
@@ -410,19 +346,6 @@ fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<
         .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }
 
-fn synthesizer(sf_path: &Path) -> Result<Synthesizer> {
-    let file = File::open(sf_path)
-        .with_context(|| format!("{}: cannot open SoundFont", sf_path.display()))?;
-    let font =
-        Arc::new(SoundFont::new(&mut BufReader::new(file)).map_err(|e| {
-            anyhow::anyhow!("{}: not a usable SoundFont: {e:?}", sf_path.display())
-        })?);
-    let mut settings = SynthesizerSettings::new(RATE);
-    settings.enable_reverb_and_chorus = false;
-    Synthesizer::new(&font, &settings)
-        .map_err(|e| anyhow::anyhow!("{}: cannot start synthesizer: {e:?}", sf_path.display()))
-}
-
 fn main() -> Result<()> {
     let args = Args::parse();
     if let Some(example) = &args.example {
@@ -431,7 +354,7 @@ fn main() -> Result<()> {
             .iter()
             .map(|n| index_of_name(n).with_context(|| format!("unknown instrument `{n}`")))
             .collect::<Result<Vec<_>>>()?;
-        let mut synth = synthesizer(&args.soundfonts[0])?;
+        let mut synth = engine::rustysynth(&args.soundfonts[0])?;
         let mut rng = StdRng::seed_from_u64(args.seed);
         let (audio, notes) = render_clip(&mut rng, &mut synth, &chosen, args.seconds, true, None);
         write_clip(example, &example.with_extension("csv"), &audio, notes)?;
@@ -443,6 +366,9 @@ fn main() -> Result<()> {
     }
     if !(0.0..=1.0).contains(&args.room) {
         bail!("--room {}: expected a fraction in [0, 1]", args.room);
+    }
+    if !(0.0..=1.0).contains(&args.fluid) {
+        bail!("--fluid {}: expected a fraction in [0, 1]", args.fluid);
     }
     if !(0.0..=1.0).contains(&args.vary) {
         bail!("--vary {}: expected a fraction in [0, 1]", args.vary);
@@ -466,7 +392,8 @@ fn main() -> Result<()> {
         std::fs::create_dir_all(args.out.join(dir))
             .with_context(|| format!("creating {}", args.out.join(dir).display()))?;
     }
-    let mut meta = String::from("id,split,soundfont,instruments,rt60,snr_db,piece,augment\n");
+    let mut meta =
+        String::from("id,split,soundfont,instruments,rt60,snr_db,piece,augment,engine\n");
     let bar = ProgressBar::new((args.clips * args.soundfonts.len()) as u64).with_style(
         ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} clips [{elapsed} < {eta}]")
             .unwrap(),
@@ -483,7 +410,12 @@ fn main() -> Result<()> {
         avoid.push((stem.to_string(), k));
     }
     for sf_path in &args.soundfonts {
-        let mut synth = synthesizer(sf_path)?;
+        let mut rusty = engine::rustysynth(sf_path)?;
+        let mut fluid = if args.fluid > 0.0 {
+            Some(Fluid::load(sf_path)?)
+        } else {
+            None
+        };
         let sf_name = sf_path
             .file_stem()
             .unwrap_or_default()
@@ -502,6 +434,19 @@ fn main() -> Result<()> {
             let styles: Option<Vec<Style>> = vary_rng
                 .random_bool(args.vary)
                 .then(|| (0..16).map(|_| Style::draw(&mut vary_rng)).collect());
+            // So does the engine, and the colours of its parts.
+            let mut engine_rng = StdRng::seed_from_u64(args.seed ^ (id << 20) ^ 0x3c3c);
+            let (synth, engine): (&mut dyn Engine, &str) = match fluid.as_mut() {
+                Some(f) if engine_rng.random_bool(args.fluid) => {
+                    let interpolation = engine::draw_interpolation(&mut engine_rng);
+                    f.set_colours(
+                        interpolation,
+                        (0..16).map(|_| Colour::draw(&mut engine_rng)).collect(),
+                    );
+                    (f, "oxisynth")
+                }
+                _ => (&mut rusty, "rustysynth"),
+            };
             let mut from_score = None;
             if !pieces.is_empty() && rng.random_bool(args.score_fraction) {
                 // A few tries: an excerpt can fall in a rest of every part.
@@ -522,7 +467,7 @@ fn main() -> Result<()> {
                     chosen.dedup();
                     let clip = render_score_clip(
                         &mut rng,
-                        &mut synth,
+                        synth,
                         &voices,
                         args.seconds,
                         styles.as_deref(),
@@ -541,7 +486,7 @@ fn main() -> Result<()> {
                     }
                     let clip = render_clip(
                         &mut rng,
-                        &mut synth,
+                        synth,
                         &chosen,
                         args.seconds,
                         false,
@@ -580,7 +525,7 @@ fn main() -> Result<()> {
             let names: Vec<&str> = chosen.iter().map(|&k| INSTRUMENTS[k].name).collect();
             let _ = writeln!(
                 meta,
-                "{id},{split},{sf_name},{},{conditions},{piece},{augmented}",
+                "{id},{split},{sf_name},{},{conditions},{piece},{augmented},{engine}",
                 names.join(" ")
             );
             bar.inc(1);
