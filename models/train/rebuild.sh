@@ -29,6 +29,10 @@
 #     and noise, tutti-synth --room; default 0.5)
 #   AUGMENT (fraction of clips given 1-3 of the seed study's nine
 #     augmentations, tutti-synth --augment; default 0: measured no gain)
+#   FLUID (fraction of clips rendered by the second engine, oxisynth, each
+#     part with its own brightness, attack, release and effect sends,
+#     tutti-synth --fluid; default 0.5: models/train/lofo_across.py measured
+#     it, see the README)
 #   TONEJS (1 adds the fourth family, ToneJS; default 0: not yet shipped)
 #   UNHEARD_CLIPS (ToneJS clips rendered to score every model on real
 #     instruments none trained on, when TONEJS=0; 1000)
@@ -69,6 +73,7 @@ REPORT_BUDGET=${REPORT_BUDGET:-300}
 WINDOWS=${WINDOWS:-1 2 3 4 6 8 10 12}
 WINDOW_CLIPS=${WINDOW_CLIPS:-200}
 AUGMENT=${AUGMENT:-0}
+FLUID=${FLUID:-0.5}
 STREAM_SECONDS=${STREAM_SECONDS:-180}
 UNHEARD_CLIPS=${UNHEARD_CLIPS:-1000}
 TONEJS=${TONEJS:-0}
@@ -126,7 +131,7 @@ if [ -z "${DATASET:-}" ]; then
   step "Rendering $CLIPS clips of ${CLIP_SECONDS}s per SoundFont into $DATASET"
   rm -rf "$DATASET"
   "$BIN/tutti-synth" "${sf_args[@]}" "${AVOID[@]}" --clips "$CLIPS" --seconds "$CLIP_SECONDS" \
-    --room "$ROOM" --augment "$AUGMENT" --out "$DATASET"
+    --room "$ROOM" --augment "$AUGMENT" --fluid "$FLUID" --out "$DATASET"
 fi
 
 step "Computing $FEATURE_SET features of $DATASET"
@@ -137,6 +142,9 @@ if [ -n "${DATASET_GIVEN:-}" ]; then
   command="DATASET=$DATASET_GIVEN"
 else
   command="CLIPS=$CLIPS CLIP_SECONDS=$CLIP_SECONDS TONEJS=$TONEJS ROOM=$ROOM AUGMENT=$AUGMENT SCORE_FRACTION=$SCORE_FRACTION"
+  # Named only when used, so the cards of models made before it still
+  # give their own command.
+  [ "$FLUID" = 0 ] || command+=" FLUID=$FLUID"
   [ "$SCORE_FRACTION" = 0 ] || command+=" SCORE_COMPOSERS='$SCORE_COMPOSERS' PER_COMPOSER=$PER_COMPOSER"
 fi
 command+=" TREES=$TREES MIN_SAMPLES_SPLIT=$MIN_SAMPLES_SPLIT MAX_FEATURES=$MAX_FEATURES FEATURE_SET=$FEATURE_SET"
