@@ -173,6 +173,9 @@ def data_lines(t):
         + (f"; {t['rooms']} clips played into synthetic rooms (reverberation, microphone band limits and EQ, "
            "noise at 5–40 dB SNR)" if t.get("rooms") else "")
         + (f"; {t['augmented']} clips given 1–3 of the seed study's nine augmentations" if t.get("augmented") else "")
+        + (f"; {t['second_engine']} clips rendered by a second engine, oxisynth (FluidSynth's synthesis; each part "
+           "with its own brightness, attack, release and chorus and reverb sends), the rest by rustysynth"
+           if t.get("second_engine") else "")
         + f". An instrument labels a window when it sounds for at least {t['min_sounding_seconds']} s of it; "
         f"windows every {t.get('hop_seconds', '?')} s.",
         f"- Windows: {t['windows']['fit']} to fit, {t['windows']['validation']} for thresholds, "

@@ -165,6 +165,7 @@ def data_summary(y, rec, meta, names, fit, val, test):
         "sources": sorted({m.get("soundfont", "?") for m in md.values()}) or ["unknown"],
         "rooms": sum(1 for m in md.values() if m.get("rt60")),
         "augmented": sum(1 for m in md.values() if m.get("augment")),
+        "second_engine": sum(1 for m in md.values() if m.get("engine") == "oxisynth"),
         "score_excerpts": {"recordings": sum(1 for m in md.values() if m.get("piece")), "of_recordings": len(md),
                            "movements_train": len(pieces["train"]), "movements_test": len(pieces["test"])},
         "min_sounding_seconds": meta.get("min_sounding_seconds"),
