@@ -226,7 +226,8 @@ step "Choosing the model to ship (leave-one-family-out) and writing $CARD"
 
 if [ "$REPORT" = none ]; then step "Done"; exit 0; fi
 # The window study needs clips longer than its longest window: a rendering
-# of its own, the same recipe with 13 s clips (a given DATASET is used as is).
+# of its own, the same recipe with 13 s clips (a given DATASET is used as is),
+# all by rustysynth (no --fluid): it compares window lengths, not engines.
 window_files=()
 if [ -n "$WINDOWS" ]; then
   WDATA="$DATASET"
