@@ -2,7 +2,7 @@
 """Where the shipped model stands on issue 17's cost goals, measured, into
 a JSON file the model card reads (`card.py --costs`):
 
-- the model alone, one window on one core (criterion, `benches/per_window.rs`;
+- the model alone, one window on one core (criterion, `bench/per_window.rs`;
   goal <= 1.5 ms), and the features it reads, per window in a stream;
 - `tutti analyze` on a 10-minute 44.1 kHz stereo file: CPU seconds (user +
   system, the best of `--runs`) and real time per core (goal >= 250x), with

@@ -6,65 +6,52 @@ pub struct Instrument {
     pub name: &'static str,
     /// General MIDI program, 1-based.
     pub program: u8,
-    /// A comfortable playing range (MIDI notes), used to render training audio.
-    pub range: (u8, u8),
 }
 
 pub const INSTRUMENTS: [Instrument; 11] = [
     Instrument {
         name: "piano",
         program: 1,
-        range: (33, 96),
     },
     Instrument {
         name: "harpsichord",
         program: 7,
-        range: (36, 86),
     },
     Instrument {
         name: "violin",
         program: 41,
-        range: (55, 100),
     },
     Instrument {
         name: "viola",
         program: 42,
-        range: (48, 88),
     },
     Instrument {
         name: "cello",
         program: 43,
-        range: (36, 76),
     },
     Instrument {
         name: "contrabass",
         program: 44,
-        range: (28, 60),
     },
     Instrument {
         name: "horn",
         program: 61,
-        range: (41, 77),
     },
     Instrument {
         name: "oboe",
         program: 69,
-        range: (58, 91),
     },
     Instrument {
         name: "bassoon",
         program: 71,
-        range: (34, 72),
     },
     Instrument {
         name: "clarinet",
         program: 72,
-        range: (50, 91),
     },
     Instrument {
         name: "flute",
         program: 74,
-        range: (60, 96),
     },
 ];
 

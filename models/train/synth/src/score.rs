@@ -166,7 +166,7 @@ const SHIFTS: [i32; 5] = [0, 12, -12, 24, -24];
 
 /// The shift that puts `lo..=hi` inside instrument `k`'s range, if any.
 pub fn fit(k: usize, lo: u8, hi: u8) -> Option<i32> {
-    let (a, b) = INSTRUMENTS[k].range;
+    let (a, b) = crate::range::range(k);
     SHIFTS
         .into_iter()
         .find(|s| i32::from(lo) + s >= i32::from(a) && i32::from(hi) + s <= i32::from(b))
@@ -423,7 +423,7 @@ mod tests {
             for v in excerpt(&mut rng, &p, 10.0, &avoid, &mut used) {
                 voices_seen += 1;
                 assert!(!avoid.contains(&v.instrument));
-                let (lo, hi) = INSTRUMENTS[v.instrument].range;
+                let (lo, hi) = crate::range::range(v.instrument);
                 for &(start, end, key, ..) in &v.notes {
                     assert!((lo..=hi).contains(&key), "{key} outside {lo}–{hi}");
                     assert!(0.0 <= start && start < end && end <= 10.0);

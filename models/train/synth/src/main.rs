@@ -23,6 +23,7 @@ use tutti::instruments::{index_of_name, INSTRUMENTS};
 
 mod augment;
 mod engine;
+mod range;
 mod room;
 mod score;
 
@@ -155,7 +156,8 @@ fn compose(
     events: &mut Vec<Event>,
 ) {
     let spec = INSTRUMENTS[inst];
-    let (lo, hi) = (i32::from(spec.range.0), i32::from(spec.range.1));
+    let (lo, hi) = range::range(inst);
+    let (lo, hi) = (i32::from(lo), i32::from(hi));
     let keyboard = spec.name == "piano" || spec.name == "harpsichord";
     let bpm = rng.random_range(60.0..150.0);
     let beat = 60.0 / bpm;
