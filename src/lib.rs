@@ -23,4 +23,5 @@ pub mod output;
 pub mod pipeline;
 pub mod service;
 pub mod sink;
+pub mod wait;
 pub mod window;

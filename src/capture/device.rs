@@ -2,8 +2,9 @@
 //! by name, id or index, and a supervisor thread that keeps a stream open,
 //! reopening it with capped backoff when the device goes away.
 
-use super::{ring, CaptureError, Format, RingWriter, SourceEvent, Stop};
+use super::{ring, CaptureError, Format, RingWriter, SourceEvent};
 use crate::config::Input;
+use crate::wait::{Backoff, Stop};
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{
     SampleFormat, SizedSample, StreamConfig, SupportedBufferSize, SupportedStreamConfigRange,
@@ -236,7 +237,8 @@ where
     )
 }
 
-/// Opens `input` and starts its stream; returns the segment to read.
+/// Opens `input`, starts its stream and sends the worker its segment to
+/// read; `None` when the worker is gone.
 fn open(req: &Request, events: &Sender<SourceEvent>) -> Result<Option<Open>, CaptureError> {
     let host = cpal::default_host();
     let device = find(&host, &req.input)?;
@@ -336,8 +338,8 @@ fn open(req: &Request, events: &Sender<SourceEvent>) -> Result<Option<Open>, Cap
 
 /// How long a stream may deliver nothing before it counts as lost.
 const STALL: Duration = Duration::from_secs(5);
-const BACKOFF_FIRST: Duration = Duration::from_millis(500);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// How often the supervisor looks at the stream's progress.
+const CHECK: Duration = Duration::from_millis(100);
 
 /// Starts the capture supervisor for `input`. The first open happens before
 /// this returns, so a missing device is reported at once; later losses are
@@ -358,13 +360,14 @@ pub fn spawn(
 }
 
 fn supervise(req: Request, mut current: Option<Open>, events: Sender<SourceEvent>, stop: Stop) {
-    let mut backoff = BACKOFF_FIRST;
+    let mut backoff = Backoff::default();
     let mut last_frames = 0;
     let mut last_progress = Instant::now();
-    while !stop.requested() {
-        std::thread::sleep(Duration::from_millis(100));
+    while !stop.sleep(CHECK) {
         let Some(open_stream) = &current else {
-            std::thread::sleep(backoff);
+            if stop.sleep(backoff.next_wait()) {
+                break;
+            }
             match open(&req, &events) {
                 Ok(Some(o)) => {
                     log::info!("Capture device {} is back.", o.name);
@@ -374,10 +377,9 @@ fn supervise(req: Request, mut current: Option<Open>, events: Sender<SourceEvent
                 }
                 Ok(None) => return,
                 Err(e) => {
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
                     log::warn!(
                         "Cannot reopen the capture device ({e}); retrying in {:.1} s.",
-                        backoff.as_secs_f64()
+                        backoff.upcoming().as_secs_f64()
                     );
                 }
             }
@@ -387,7 +389,7 @@ fn supervise(req: Request, mut current: Option<Open>, events: Sender<SourceEvent
         if frames != last_frames {
             last_frames = frames;
             last_progress = Instant::now();
-            backoff = BACKOFF_FIRST;
+            backoff.reset();
         }
         let failed = open_stream.error.lock().ok().and_then(|mut e| e.take());
         let reason = match failed {
@@ -400,7 +402,7 @@ fn supervise(req: Request, mut current: Option<Open>, events: Sender<SourceEvent
         log::warn!(
             "Capture device {} failed ({reason}); reopening in {:.1} s.",
             open_stream.name,
-            backoff.as_secs_f64()
+            backoff.upcoming().as_secs_f64()
         );
         current = None;
     }

@@ -2,8 +2,9 @@
 //! frames go through the same ring as a device's, at real-time pace (or
 //! `speed` times faster), optionally looping.
 
-use super::{ring, CaptureError, Format, SourceEvent, Stop};
+use super::{ring, CaptureError, Format, SourceEvent};
 use crate::audio::WavReader;
+use crate::wait::Stop;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
 use std::thread::JoinHandle;
@@ -69,7 +70,9 @@ impl FileSource {
                     sent as f64 / (f64::from(format.sample_rate) * self.speed),
                 );
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                std::thread::sleep(wait);
+                if stop.sleep(wait) {
+                    break;
+                }
             }
             block.clear();
             let mut n = reader.read_interleaved(&mut block, frames_per_period)?;
@@ -82,9 +85,7 @@ impl FileSource {
             }
             // A file is not a device: when the worker lags, wait for room
             // rather than lose frames.
-            while writer.vacant_frames() < n && !stop.requested() {
-                std::thread::sleep(Duration::from_millis(1));
-            }
+            while writer.vacant_frames() < n && !stop.sleep(Duration::from_millis(1)) {}
             writer.write(&block);
             sent += n as u64;
         }

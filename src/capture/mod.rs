@@ -11,7 +11,7 @@ pub mod file;
 
 use ringbuf::traits::{Observer, Producer, Split};
 use ringbuf::{HeapCons, HeapProd, HeapRb};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -114,19 +114,6 @@ impl RingWriter {
     /// Free room, in frames.
     pub fn vacant_frames(&self) -> usize {
         self.prod.vacant_len() / self.channels
-    }
-}
-
-/// Shared stop flag for sources and the worker.
-#[derive(Clone, Default)]
-pub struct Stop(Arc<AtomicBool>);
-
-impl Stop {
-    pub fn request(&self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-    pub fn requested(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
     }
 }
 
