@@ -1,16 +1,22 @@
 //! `tutti listen`: the stages wired together. A source (capture device or
-//! WAV file) feeds the ring; the worker thread analyses windows; the MQTT
-//! sink, on a single-threaded tokio runtime, publishes them. systemd hears
-//! READY after the first window and watchdog pings while audio flows.
+//! WAV file) feeds the ring; the worker thread analyses windows; on a
+//! single-threaded tokio runtime each detection goes to its consumers: the
+//! MQTT sink, the log ("Cello started."), standard output with `--json`,
+//! and systemd, which hears READY after the first window and watchdog
+//! pings while audio flows.
 
-use crate::capture::{self, file::FileSource, CaptureError, Stop};
+use crate::capture::{self, file::FileSource, CaptureError};
 use crate::config::{Broker, Input, Settings};
-use crate::live::{Progress, Worker};
+use crate::detect::Detection;
+use crate::instruments::title;
+use crate::live::{Progress, Worker, WorkerError, WorkerEvent};
 use crate::model::Model;
 use crate::service;
 use crate::sink::broker::{self, BrokerError, Embedded};
 use crate::sink::mqtt::{MqttError, Sink, Summary};
 use crate::sink::outbox::{Outbox, OutboxError};
+use crate::sink::payload;
+use crate::wait::Stop;
 use crate::window::{WindowError, WindowSpec};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -27,6 +33,8 @@ pub enum DaemonError {
     Broker(#[from] BrokerError),
     #[error(transparent)]
     Window(#[from] WindowError),
+    #[error("analysis stopped: {0}")]
+    Worker(#[from] WorkerError),
     #[error("cannot start the {what}: {source}")]
     Runtime {
         what: &'static str,
@@ -47,8 +55,12 @@ pub struct RunOptions {
 
 /// Runs until the input ends or SIGTERM/SIGINT; returns what was sent.
 pub fn run(settings: Settings, model: Model, opts: RunOptions) -> Result<Summary, DaemonError> {
-    let sc = &model.sidecar;
-    let spec = WindowSpec::from_seconds(sc.sample_rate, sc.window_seconds, settings.hop_seconds)?;
+    let sidecar = &model.sidecar;
+    let spec = WindowSpec::from_seconds(
+        sidecar.sample_rate,
+        sidecar.window_seconds,
+        settings.hop_seconds,
+    )?;
     let outbox = Outbox::open(&settings.state_dir, settings.outbox_bytes)?;
     let mut embedded = false;
     if settings.mqtt.broker == Broker::Embedded {
@@ -86,10 +98,14 @@ pub fn run(settings: Settings, model: Model, opts: RunOptions) -> Result<Summary
             stop.clone(),
         )?,
     };
-    let (out_tx, out_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (out_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
     let progress = Arc::new(Progress::default());
-    let labels = sc.labels.clone();
-    let relative = sc.relative_threshold;
+    let mut printer = opts.print.then(|| Printer {
+        labels: sidecar.labels.clone(),
+        device_id: settings.mqtt.device_id.clone(),
+        model_id: model.sidecar_sha256.clone(),
+    });
+    let labels = sidecar.labels.clone();
     let model_id = model.sidecar_sha256.clone();
     let model = Arc::new(model);
     let worker = {
@@ -115,28 +131,65 @@ pub fn run(settings: Settings, model: Model, opts: RunOptions) -> Result<Summary
             what: "async runtime",
             source,
         })?;
-    let result = runtime.block_on(async {
+    let (result, failure) = runtime.block_on(async {
         let sink = Sink::start(
             &settings.mqtt,
             settings.mqtt.embedded_port,
-            labels,
-            relative,
+            labels.clone(),
             model_id,
             outbox,
-            opts.print,
-        )?;
+        );
+        let sink = match sink {
+            Ok(sink) => sink,
+            Err(e) => return (Err(e), None),
+        };
         if let Some(interval) = service::watchdog_interval() {
             tokio::spawn(service::watchdog(interval, progress.clone()));
         }
-        let mut ready = false;
-        sink.run(out_rx, service::stop_signal(), || {
-            if !ready {
-                ready = true;
-                log::info!("The first window is analysed: ready.");
-                service::notify_ready();
+        let (to_sink, detections) = tokio::sync::mpsc::unbounded_channel();
+        let sink = sink.run(detections, service::stop_signal());
+        tokio::pin!(sink);
+        // Hands each detection to every consumer until the input ends or
+        // fails; the sink then drains and closes. A stop asked for ends
+        // the sink first, and with it the fan-out.
+        let fan_out = async move {
+            let mut first = true;
+            while let Some(event) = events.recv().await {
+                let d = match event {
+                    WorkerEvent::Window(d) => d,
+                    WorkerEvent::Ended => {
+                        log::info!("The input has ended.");
+                        break;
+                    }
+                    WorkerEvent::Failed(e) => return Some(e),
+                };
+                if first {
+                    first = false;
+                    log::info!("The first window is analysed: ready.");
+                    service::notify_ready();
+                }
+                log_changes(&d);
+                if let Some(p) = &mut printer {
+                    if !p.print(&d) {
+                        printer = None;
+                    }
+                }
+                if to_sink.send(d).is_err() {
+                    break;
+                }
             }
-        })
-        .await
+            None
+        };
+        // Whichever ends first; a fan-out that ended has closed the sink's
+        // channel, so the sink finishes what it holds and closes.
+        let first = tokio::select! {
+            summary = &mut sink => Ok(summary),
+            failure = fan_out => Err(failure),
+        };
+        match first {
+            Ok(summary) => (summary, None),
+            Err(failure) => (sink.await, failure),
+        }
     });
     service::notify_stopping();
     if embedded {
@@ -147,6 +200,9 @@ pub fn run(settings: Settings, model: Model, opts: RunOptions) -> Result<Summary
     stop.request();
     let _ = worker.join();
     let _ = source.join();
+    if let Some(e) = failure {
+        return Err(e.into());
+    }
     let summary = result?;
     log::info!(
         "Stopped after {} windows ({} delivered, {} frames lost to overruns).",
@@ -155,4 +211,44 @@ pub fn run(settings: Settings, model: Model, opts: RunOptions) -> Result<Summary
         progress.overruns.load(Ordering::Relaxed)
     );
     Ok(summary)
+}
+
+/// "Cello started.": each state change, as a sentence in the log.
+fn log_changes(d: &Detection) {
+    for c in &d.changes {
+        let how = if c.on { "started" } else { "stopped" };
+        log::info!("{} {how}.", title(&c.instrument));
+    }
+}
+
+/// `tutti listen --json`: each detection's MQTT payload on standard output.
+struct Printer {
+    labels: Vec<crate::model::LabelSpec>,
+    device_id: String,
+    model_id: String,
+}
+
+impl Printer {
+    /// Prints one line; false when standard output is gone.
+    fn print(&self, d: &Detection) -> bool {
+        use std::io::Write;
+        let line = payload::detection(d, &self.labels, &self.device_id, &self.model_id);
+        let mut out = std::io::stdout().lock();
+        let printed = out
+            .write_all(&payload::with_replayed(&line, false))
+            .and_then(|()| out.write_all(b"\n"))
+            .and_then(|()| out.flush());
+        match printed {
+            Ok(()) => true,
+            Err(e) => {
+                // A closed pipe (`tutti listen --json | head`) must not
+                // take the daemon down: MQTT and the outbox go on.
+                log::warn!(
+                    "Could not print detections on standard output ({e}); \
+                     printing stops, publishing goes on."
+                );
+                false
+            }
+        }
+    }
 }

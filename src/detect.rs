@@ -3,50 +3,120 @@
 //! window's top score), and, for a live stream, each instrument's ON/OFF state with
 //! hysteresis so that a state does not flicker from window to window.
 
-use crate::model::LabelSpec;
-use serde::Serialize;
+use crate::model::{LabelSpec, Sidecar};
+use std::time::{Duration, SystemTime};
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// One analysed window: what `tutti analyze` prints, what `tutti listen`
+/// publishes and what every other consumer of results reads. A
+/// [`Detector`] makes them from the model's scores.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Detection {
-    pub file: String,
+    /// Window number in its stream, from 0.
+    pub seq: u64,
+    /// Start and end of the window, in seconds of audio into its stream.
     pub start: f64,
     pub end: f64,
     /// True when the input was shorter than one window and was zero-padded.
     pub padded: bool,
-    /// Names of the instruments whose score reaches their threshold (see
-    /// [`effective_threshold`]).
-    pub instruments: Vec<String>,
     /// Every instrument's score, in the model's label order.
-    pub scores: serde_json::Map<String, serde_json::Value>,
-    /// The instruments ON after this window, as the daemon would hold them
-    /// ([`InstrumentStates`]), when the caller tracks states.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub on: Option<Vec<String>>,
+    pub scores: Vec<f32>,
+    /// Label indices of the instruments whose score reaches their
+    /// threshold in this window (see [`effective_threshold`]).
+    pub instruments: Vec<usize>,
+    /// Which instruments are ON after this window, in label order, held
+    /// with hysteresis ([`InstrumentStates`]).
+    pub on: Vec<bool>,
+    /// The state changes this window caused.
+    pub changes: Vec<StateChange>,
+    /// When the window was heard, by the wall clock: live streams only.
+    pub heard: Option<Heard>,
+}
+
+/// A live window's place in wall-clock time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Heard {
+    pub start: SystemTime,
+    pub end: SystemTime,
+    /// From the arrival of the last sample the window's features read
+    /// (half an analysis frame past its end) to its detection.
+    pub latency: Duration,
+}
+
+/// Turns one stream's scores, window after window, into [`Detection`]s:
+/// thresholds, then ON/OFF states. One per stream: every instrument starts
+/// OFF.
+#[derive(Debug, Clone)]
+pub struct Detector {
+    labels: Vec<LabelSpec>,
+    relative: f32,
+    window_seconds: f64,
+    states: InstrumentStates,
+    seq: u64,
+}
+
+impl Detector {
+    pub fn new(sidecar: &Sidecar, hysteresis: Hysteresis) -> Self {
+        Detector {
+            labels: sidecar.labels.clone(),
+            relative: sidecar.relative_threshold,
+            window_seconds: sidecar.window_seconds,
+            states: InstrumentStates::new(&sidecar.labels, sidecar.relative_threshold, hysteresis),
+            seq: 0,
+        }
+    }
+
+    /// The model's labels, in the order of every score and state.
+    pub fn labels(&self) -> &[LabelSpec] {
+        &self.labels
+    }
+
+    /// The detection of the window that starts `start` seconds into the
+    /// stream (windows in time order), from its `scores`.
+    pub fn detect(&mut self, start: f64, padded: bool, scores: &[f32]) -> Detection {
+        let end = start + self.window_seconds;
+        let mut changes = Vec::new();
+        self.states.update(end, scores, &mut changes);
+        let detection = Detection {
+            seq: self.seq,
+            start,
+            end,
+            padded,
+            scores: scores.to_vec(),
+            instruments: over_threshold(&self.labels, self.relative, scores).collect(),
+            on: self.states.on.clone(),
+            changes,
+            heard: None,
+        };
+        self.seq += 1;
+        detection
+    }
 }
 
 impl Detection {
-    pub fn new(
-        file: &str,
-        start: f64,
-        end: f64,
-        padded: bool,
-        labels: &[LabelSpec],
-        relative: f32,
-        scores: &[f32],
-    ) -> Self {
-        let instruments = over_threshold(labels, relative, scores)
-            .map(str::to_string)
-            .collect();
-        let scores = score_map(labels, scores);
-        Detection {
-            file: file.to_string(),
-            start: round4(start as f32),
-            end: round4(end as f32),
-            padded,
-            instruments,
-            scores,
-            on: None,
-        }
+    /// Names of the instruments over their threshold.
+    pub fn instrument_names<'a>(
+        &'a self,
+        labels: &'a [LabelSpec],
+    ) -> impl Iterator<Item = &'a str> + 'a {
+        self.instruments.iter().map(|&i| labels[i].name.as_str())
+    }
+
+    /// Names of the instruments ON after this window.
+    pub fn on_names<'a>(&'a self, labels: &'a [LabelSpec]) -> impl Iterator<Item = &'a str> + 'a {
+        labels
+            .iter()
+            .zip(&self.on)
+            .filter(|(_, &on)| on)
+            .map(|(l, _)| l.name.as_str())
+    }
+
+    /// Every instrument's score, rounded, in label order.
+    pub fn score_map(&self, labels: &[LabelSpec]) -> serde_json::Map<String, serde_json::Value> {
+        labels
+            .iter()
+            .zip(&self.scores)
+            .map(|(l, &s)| (l.name.clone(), serde_json::Value::from(round4(s))))
+            .collect()
     }
 }
 
@@ -65,30 +135,20 @@ fn top_score(scores: &[f32]) -> f32 {
     scores.iter().copied().fold(0.0, f32::max)
 }
 
-/// Names of the instruments whose score reaches their effective threshold.
-pub fn over_threshold<'a>(
+/// Label indices of the instruments whose score reaches their effective
+/// threshold.
+fn over_threshold<'a>(
     labels: &'a [LabelSpec],
     relative: f32,
     scores: &'a [f32],
-) -> impl Iterator<Item = &'a str> + 'a {
+) -> impl Iterator<Item = usize> + 'a {
     let top = top_score(scores);
     labels
         .iter()
         .zip(scores)
-        .filter(move |(l, &s)| s >= effective_threshold(l.threshold, relative, top))
-        .map(|(l, _)| l.name.as_str())
-}
-
-/// Every instrument's score, rounded, in label order.
-pub fn score_map(
-    labels: &[LabelSpec],
-    scores: &[f32],
-) -> serde_json::Map<String, serde_json::Value> {
-    labels
-        .iter()
-        .zip(scores)
-        .map(|(l, &s)| (l.name.clone(), serde_json::Value::from(round4(s))))
-        .collect()
+        .enumerate()
+        .filter(move |(_, (l, &s))| s >= effective_threshold(l.threshold, relative, top))
+        .map(|(i, _)| i)
 }
 
 /// How an instrument's state is held: it turns ON as soon as a window's
@@ -145,15 +205,6 @@ impl InstrumentStates {
 
     pub fn is_on(&self, index: usize) -> bool {
         self.on[index]
-    }
-
-    /// Names of the instruments now ON, in label order.
-    pub fn on_names(&self) -> impl Iterator<Item = &str> + '_ {
-        self.names
-            .iter()
-            .zip(&self.on)
-            .filter(|(_, &on)| on)
-            .map(|(n, _)| n.as_str())
     }
 
     /// Feeds the scores of the window ending at `end` seconds (windows in
@@ -217,14 +268,49 @@ mod tests {
         ]
     }
 
+    fn sidecar(relative: f32) -> Sidecar {
+        Sidecar {
+            model_file: "m.onnx".into(),
+            onnx_sha256: String::new(),
+            labels: labels(),
+            sample_rate: 22050,
+            window_seconds: 2.0,
+            hop_seconds: 0.5,
+            feature_set: "seed26".into(),
+            feature_names: vec![],
+            relative_threshold: relative,
+            training: serde_json::Value::Null,
+            validation: serde_json::Value::Null,
+        }
+    }
+
+    /// The instruments one window reports, from a fresh detector.
+    fn reported(relative: f32, scores: &[f32]) -> Vec<String> {
+        let labels = labels();
+        let d = Detector::new(&sidecar(relative), Hysteresis::default()).detect(0.0, false, scores);
+        d.instrument_names(&labels).map(str::to_string).collect()
+    }
+
     #[test]
     fn instruments_at_or_over_their_own_threshold_are_reported() {
         let labels = labels();
-        let d = Detection::new("a.wav", 0.0, 2.0, false, &labels, 0.0, &[0.4, 0.2, 0.9]);
-        assert_eq!(d.instruments, vec!["violin", "cello"]);
-        let keys: Vec<&String> = d.scores.keys().collect();
+        let mut detector = Detector::new(&sidecar(0.0), Hysteresis::default());
+        let d = detector.detect(4.0, false, &[0.4, 0.2, 0.9]);
+        assert_eq!(d.instruments, vec![1, 2]);
+        assert_eq!(reported(0.0, &[0.4, 0.2, 0.9]), ["violin", "cello"]);
+        let map = d.score_map(&labels);
+        let keys: Vec<&String> = map.keys().collect();
         assert_eq!(keys, ["piano", "violin", "cello"]);
-        assert_eq!(d.scores["piano"], serde_json::json!(0.4));
+        assert_eq!(map["piano"], serde_json::json!(0.4));
+        assert_eq!((d.seq, d.start, d.end), (0, 4.0, 6.0));
+        // Over-threshold instruments turn ON at once, and say so.
+        assert_eq!(d.on_names(&labels).collect::<Vec<_>>(), ["violin", "cello"]);
+        assert_eq!(d.changes.len(), 2);
+        let next = detector.detect(4.5, false, &[0.0; 3]);
+        assert_eq!(next.seq, 1);
+        assert!(next.instruments.is_empty());
+        assert!(next.changes.is_empty(), "the hold keeps them ON");
+        assert_eq!(next.on, [false, true, true]);
     }
 
     /// Feeds piano scores at 0.5 s steps; returns (time, on) per change.
@@ -267,20 +353,14 @@ mod tests {
 
     #[test]
     fn a_relative_threshold_drops_the_neighbours_of_a_clear_leader() {
-        let labels = labels();
         // Own thresholds 0.5, 0.2, 0.3; top score 0.9 (cello).
         let scores = [0.55, 0.5, 0.9];
-        let report = |relative| {
-            Detection::new("a.wav", 0.0, 2.0, false, &labels, relative, &scores).instruments
-        };
-        assert_eq!(report(0.0), vec!["piano", "violin", "cello"]);
+        assert_eq!(reported(0.0, &scores), ["piano", "violin", "cello"]);
         // 0.6 x 0.9 = 0.54: violin (0.5) goes, piano (0.55) stays.
-        assert_eq!(report(0.6), vec!["piano", "cello"]);
-        assert_eq!(report(0.7), vec!["cello"]);
+        assert_eq!(reported(0.6, &scores), ["piano", "cello"]);
+        assert_eq!(reported(0.7, &scores), ["cello"]);
         // It never lowers an instrument's own threshold.
-        let quiet = [0.45, 0.1, 0.1];
-        let d = Detection::new("a.wav", 0.0, 2.0, false, &labels, 0.9, &quiet);
-        assert!(d.instruments.is_empty());
+        assert!(reported(0.9, &[0.45, 0.1, 0.1]).is_empty());
     }
 
     #[test]

@@ -66,6 +66,14 @@ pub fn index_of_name(name: &str) -> Option<usize> {
     INSTRUMENTS.iter().position(|i| i.name == name)
 }
 
+/// An instrument's display name: "violin" → "Violin".
+pub fn title(name: &str) -> String {
+    let mut c = name.chars();
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tutti::config;
-use tutti::detect::{Detection, Hysteresis, InstrumentStates};
+use tutti::detect::{Detector, Hysteresis};
 use tutti::features;
 use tutti::model::Model;
 use tutti::output::{Format, Printer};
@@ -268,14 +268,14 @@ fn analyze(
     hysteresis: Hysteresis,
 ) -> Result<ExitCode> {
     let model = load_model(model)?;
-    let sc = &model.sidecar;
+    let sidecar = &model.sidecar;
     let spec = WindowSpec::from_seconds(
-        sc.sample_rate,
-        sc.window_seconds,
-        hop.unwrap_or(sc.hop_seconds),
+        sidecar.sample_rate,
+        sidecar.window_seconds,
+        hop.unwrap_or(sidecar.hop_seconds),
     )?;
     // Checks the feature set before the first file.
-    features::feature_set(&sc.feature_set, spec.sample_rate)?;
+    features::feature_set(&sidecar.feature_set, spec.sample_rate)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let stdout = std::io::stdout();
     let mut printer = Printer::new(
@@ -290,33 +290,20 @@ fn analyze(
     for file in files {
         let name = file.display().to_string();
         // Each file is its own stream: every instrument starts OFF.
-        let mut states = InstrumentStates::new(&sc.labels, sc.relative_threshold, hysteresis);
-        let mut changes = Vec::new();
+        let mut detector = Detector::new(sidecar, hysteresis);
         // The model runs beside the features, on each part's thread; only
         // the scores come back, so memory does not grow with the features.
         let result = pipeline::for_each_window_parallel(
             file,
             spec,
-            &sc.feature_set,
+            &sidecar.feature_set,
             threads,
             |feats, out| -> Result<()> { Ok(model.predict_append(feats, out)?) },
             |info, s| -> Result<()> {
-                let start = spec.seconds(info.start_sample);
-                let mut d = Detection::new(
-                    &name,
-                    start,
-                    start + sc.window_seconds,
-                    info.padded,
-                    &sc.labels,
-                    sc.relative_threshold,
-                    s,
-                );
-                if json {
-                    states.update(start + sc.window_seconds, s, &mut changes);
-                    changes.clear();
-                    d.on = Some(states.on_names().map(str::to_string).collect());
-                }
-                printer.print(&d).context("writing to standard output")?;
+                let d = detector.detect(spec.seconds(info.start_sample), info.padded, s);
+                printer
+                    .print(&name, &sidecar.labels, &d)
+                    .context("writing to standard output")?;
                 Ok(())
             },
         );

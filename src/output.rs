@@ -1,7 +1,23 @@
-//! Output of detections: a readable table, or one JSON object per line.
+//! `tutti analyze`'s output of detections: a readable table, or one JSON
+//! object per line.
 
-use crate::detect::Detection;
+use crate::detect::{round4, Detection};
+use crate::model::LabelSpec;
+use serde::Serialize;
 use std::io::{self, Write};
+
+/// One window as a JSON line of `tutti analyze --json`.
+#[derive(Serialize)]
+struct Line<'a> {
+    file: &'a str,
+    start: f64,
+    end: f64,
+    padded: bool,
+    instruments: Vec<&'a str>,
+    scores: serde_json::Map<String, serde_json::Value>,
+    /// The instruments the daemon would hold ON after this window.
+    on: Vec<&'a str>,
+}
 
 pub enum Format {
     Table,
@@ -23,10 +39,21 @@ impl<W: Write> Printer<W> {
         }
     }
 
-    pub fn print(&mut self, d: &Detection) -> io::Result<()> {
+    /// Prints `d`, a window of `file` read with the model's `labels`.
+    pub fn print(&mut self, file: &str, labels: &[LabelSpec], d: &Detection) -> io::Result<()> {
+        let (start, end) = (round4(d.start as f32), round4(d.end as f32));
         match self.format {
             Format::JsonLines => {
-                serde_json::to_writer(&mut self.out, d)?;
+                let line = Line {
+                    file,
+                    start,
+                    end,
+                    padded: d.padded,
+                    instruments: d.instrument_names(labels).collect(),
+                    scores: d.score_map(labels),
+                    on: d.on_names(labels).collect(),
+                };
+                serde_json::to_writer(&mut self.out, &line)?;
                 writeln!(self.out)
             }
             Format::Table => {
@@ -38,13 +65,13 @@ impl<W: Write> Printer<W> {
                     )?;
                     self.header_done = true;
                 }
-                let name = std::path::Path::new(&d.file)
+                let name = std::path::Path::new(file)
                     .file_name()
-                    .map_or(d.file.clone(), |n| n.to_string_lossy().into_owned());
+                    .map_or(file.to_string(), |n| n.to_string_lossy().into_owned());
                 let list = if d.instruments.is_empty() {
                     "-".to_string()
                 } else {
-                    d.instruments.join(", ")
+                    d.instrument_names(labels).collect::<Vec<_>>().join(", ")
                 };
                 let pad = if d.padded {
                     "  (short file, zero-padded)"
@@ -54,7 +81,7 @@ impl<W: Write> Printer<W> {
                 writeln!(
                     self.out,
                     "{:<28} {:>8.2} {:>8.2}  {list}{pad}",
-                    name, d.start, d.end
+                    name, start, end
                 )
             }
         }

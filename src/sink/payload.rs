@@ -1,8 +1,7 @@
-//! The MQTT contract: topics and payloads. `tests/mqtt_contract.rs` freezes
-//! them; a change here is a change for every subscriber.
+//! The MQTT contract: topics and payloads. `tests/listen_mqtt.rs` checks
+//! them on a real broker; a change here is a change for every subscriber.
 
-use crate::detect::{over_threshold, score_map};
-use crate::live::Record;
+use crate::detect::Detection;
 use crate::model::LabelSpec;
 use serde_json::json;
 use std::time::SystemTime;
@@ -41,31 +40,30 @@ pub fn utc(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
-/// A window's detection as one JSON line, without the `replayed` field,
-/// which is added when it is sent (see [`with_replayed`]).
-pub fn detection(
-    record: &Record,
-    labels: &[LabelSpec],
-    relative: f32,
-    device_id: &str,
-    model_id: &str,
-) -> String {
-    let instruments: Vec<&str> = over_threshold(labels, relative, &record.scores).collect();
-    let scores = score_map(labels, &record.scores);
-    let end = utc(record.end);
-    json!({
-        "schema": SCHEMA,
-        "device_id": device_id,
-        "seq": record.seq,
-        "timestamp": end,
-        "window_start": utc(record.start),
-        "window_end": end,
-        "instruments": instruments,
-        "scores": scores,
-        "model": model_id,
-        "latency_ms": (record.latency.as_secs_f64() * 1e7).round() / 1e4,
-    })
-    .to_string()
+/// A live window's detection as one JSON line, without the `replayed`
+/// field, which is added when it is sent (see [`with_replayed`]). A
+/// detection without wall-clock times (not from a live stream) has no
+/// `timestamp`, `window_start`, `window_end` or `latency_ms`.
+pub fn detection(d: &Detection, labels: &[LabelSpec], device_id: &str, model_id: &str) -> String {
+    let mut line = serde_json::Map::new();
+    line.insert("schema".into(), json!(SCHEMA));
+    line.insert("device_id".into(), json!(device_id));
+    line.insert("seq".into(), json!(d.seq));
+    if let Some(heard) = &d.heard {
+        let end = utc(heard.end);
+        line.insert("timestamp".into(), json!(end));
+        line.insert("window_start".into(), json!(utc(heard.start)));
+        line.insert("window_end".into(), json!(end));
+    }
+    let instruments: Vec<&str> = d.instrument_names(labels).collect();
+    line.insert("instruments".into(), json!(instruments));
+    line.insert("scores".into(), d.score_map(labels).into());
+    line.insert("model".into(), json!(model_id));
+    if let Some(heard) = &d.heard {
+        let ms = (heard.latency.as_secs_f64() * 1e7).round() / 1e4;
+        line.insert("latency_ms".into(), json!(ms));
+    }
+    serde_json::Value::Object(line).to_string()
 }
 
 /// The payload as sent: `line` (a JSON object) with `"replayed"` last.
@@ -82,60 +80,10 @@ pub fn with_replayed(line: &str, replayed: bool) -> Vec<u8> {
     out
 }
 
-/// Home Assistant discovery: one retained config per instrument, all under
-/// one device. Returns (topic, payload) pairs.
-pub fn discovery(
-    discovery_prefix: &str,
-    topics: &Topics,
-    device_id: &str,
-    labels: &[LabelSpec],
-) -> Vec<(String, String)> {
-    let node = format!("tutti_{device_id}");
-    let device = json!({
-        "identifiers": [node],
-        "name": format!("tutti {device_id}"),
-        "manufacturer": "tutti",
-        "model": "orchestral instrument detector",
-        "sw_version": env!("CARGO_PKG_VERSION"),
-    });
-    labels
-        .iter()
-        .map(|l| {
-            let topic = format!("{discovery_prefix}/binary_sensor/{node}/{}/config", l.name);
-            let config = json!({
-                "name": title(&l.name),
-                "unique_id": format!("{node}_{}", l.name),
-                "object_id": format!("{node}_{}", l.name),
-                "state_topic": topics.instrument(&l.name),
-                "payload_on": ON,
-                "payload_off": OFF,
-                "availability_topic": topics.status(),
-                "payload_available": ONLINE,
-                "payload_not_available": OFFLINE,
-                "icon": "mdi:music",
-                "device": device,
-            });
-            (topic, config.to_string())
-        })
-        .collect()
-}
-
-/// The topic Home Assistant announces its own restarts on.
-pub fn ha_status(discovery_prefix: &str) -> String {
-    format!("{discovery_prefix}/status")
-}
-
-/// An instrument's display name: "violin" → "Violin".
-pub(crate) fn title(name: &str) -> String {
-    let mut c = name.chars();
-    c.next()
-        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::Heard;
 
     #[test]
     fn replayed_is_added_as_the_last_field() {
@@ -143,6 +91,75 @@ mod tests {
         assert_eq!(p, b"{\"a\":1,\"replayed\":true}");
         let v: serde_json::Value = serde_json::from_slice(&with_replayed("{}", false)).unwrap();
         assert_eq!(v, json!({"replayed": false}));
+    }
+
+    fn labels() -> Vec<LabelSpec> {
+        ["piano", "violin"]
+            .iter()
+            .map(|n| LabelSpec {
+                name: n.to_string(),
+                program: 1,
+                threshold: 0.5,
+            })
+            .collect()
+    }
+
+    fn window(heard: Option<Heard>) -> Detection {
+        Detection {
+            seq: 7,
+            start: 3.5,
+            end: 5.5,
+            padded: false,
+            scores: vec![0.123_456, 0.9],
+            instruments: vec![1],
+            on: vec![false, true],
+            changes: vec![],
+            heard,
+        }
+    }
+
+    #[test]
+    fn a_live_detection_has_its_fields_in_contract_order() {
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_795_000_000_123);
+        let heard = Heard {
+            start: t - std::time::Duration::from_secs(2),
+            end: t,
+            latency: std::time::Duration::from_micros(12_345),
+        };
+        let line = detection(&window(Some(heard)), &labels(), "pi", "abc");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "schema",
+                "device_id",
+                "seq",
+                "timestamp",
+                "window_start",
+                "window_end",
+                "instruments",
+                "scores",
+                "model",
+                "latency_ms"
+            ]
+        );
+        assert_eq!(v["seq"], 7);
+        assert_eq!(v["timestamp"], "2026-11-18T11:06:40.123Z");
+        assert_eq!(v["window_start"], "2026-11-18T11:06:38.123Z");
+        assert_eq!(v["instruments"], json!(["violin"]));
+        assert_eq!(v["scores"], json!({"piano": 0.1235, "violin": 0.9}));
+        assert_eq!(v["latency_ms"], 12.345);
+    }
+
+    #[test]
+    fn a_detection_without_wall_clock_times_says_none() {
+        let line = detection(&window(None), &labels(), "pi", "abc");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        for key in ["timestamp", "window_start", "window_end", "latency_ms"] {
+            assert!(v.get(key).is_none(), "{key} in {line}");
+        }
+        assert_eq!(v["instruments"], json!(["violin"]));
     }
 
     #[test]

@@ -9,196 +9,39 @@
 //! taken note, and sending resumes from the first unacknowledged detection.
 //! Subscribers may see a detection twice (QoS 1), never out of order.
 
+mod client;
+mod delivery;
+mod discovery;
+mod tls;
+
 use super::outbox::{Outbox, OutboxError};
-use super::payload::{self, title, Topics, OFF, OFFLINE, ON, ONLINE};
-use crate::config::{Broker, MqttSettings};
-use crate::live::Output;
+use super::payload::{self, Topics, OFF, OFFLINE, ON, ONLINE};
+use crate::config::MqttSettings;
+use crate::detect::Detection;
 use crate::model::LabelSpec;
-use rumqttc::{
-    AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration,
-    Transport,
-};
-use std::collections::{HashMap, VecDeque};
+use client::LinkEvent;
+use delivery::{Acked, Delivery, Line};
+use rumqttc::{AsyncClient, QoS};
+use std::collections::VecDeque;
 use std::future::Future;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tls::TlsError;
 use tokio::sync::mpsc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MqttError {
-    #[error("{path}: cannot read the TLS file: {source}")]
-    TlsFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: {reason}")]
-    Tls { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error(transparent)]
     Outbox(#[from] OutboxError),
-    #[error("analysis stopped: {0}")]
-    Analysis(String),
 }
 
-/// Detections sent and not yet acknowledged, at most.
-const MAX_IN_FLIGHT: usize = 64;
-const BACKOFF_FIRST: Duration = Duration::from_millis(500);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// How often work the client did not take yet is offered again.
 const TICK: Duration = Duration::from_millis(5);
 /// How often the outbox cursor is saved.
 const SAVE_EVERY: Duration = Duration::from_secs(1);
 /// How long a shutdown waits for the outbox to drain and `offline` to land.
 const FLUSH: Duration = Duration::from_secs(5);
-
-/// Debian's CA bundle, trusted for `mqtts://` when no `ca_file` is set.
-const SYSTEM_CAS: &str = "/etc/ssl/certs/ca-certificates.crt";
-
-/// What the event-loop task reports.
-#[derive(Debug)]
-enum Note {
-    Connected,
-    Sent(u16),
-    Acked(u16),
-    Message {
-        topic: String,
-        payload: Vec<u8>,
-    },
-    Lost(String),
-    /// Our DISCONNECT went out.
-    Closed,
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, MqttError> {
-    std::fs::read(path).map_err(|source| MqttError::TlsFile {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-/// Client options from the settings: last will, credentials, TLS.
-pub fn options(s: &MqttSettings, embedded_port: u16) -> Result<MqttOptions, MqttError> {
-    let (host, port, tls) = match &s.broker {
-        Broker::Embedded => ("127.0.0.1".to_string(), embedded_port, false),
-        Broker::Remote { host, port, tls } => (host.clone(), *port, *tls),
-    };
-    let mut o = MqttOptions::new(format!("tutti-{}", s.device_id), host, port);
-    let topics = Topics {
-        prefix: s.topic_prefix.clone(),
-    };
-    o.set_last_will(LastWill::new(
-        topics.status(),
-        OFFLINE,
-        QoS::AtLeastOnce,
-        true,
-    ));
-    o.set_keep_alive(Duration::from_secs(15));
-    o.set_clean_session(true);
-    o.set_inflight(100);
-    if let Some(user) = &s.username {
-        let password = s.password.as_ref().map_or("", |p| p.expose());
-        o.set_credentials(user.clone(), password);
-    }
-    if tls {
-        // One crypto provider, ring, for the whole process.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-            tls_config(s)?,
-        )));
-    }
-    Ok(o)
-}
-
-/// The TLS client configuration, checked now so that a bad CA file or
-/// client certificate stops tutti at start with the file's name, rather
-/// than failing every reconnection later.
-fn tls_config(s: &MqttSettings) -> Result<std::sync::Arc<rustls::ClientConfig>, MqttError> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let bad = |path: &Path, reason: String| MqttError::Tls {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let ca_path = s.ca_file.as_deref().unwrap_or(Path::new(SYSTEM_CAS));
-    let certs = |path: &Path| -> Result<Vec<CertificateDer<'static>>, MqttError> {
-        let pem = read(path)?;
-        let certs = CertificateDer::pem_slice_iter(&pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| bad(path, format!("not a PEM certificate file ({e})")))?;
-        if certs.is_empty() {
-            return Err(bad(path, "holds no PEM certificate".into()));
-        }
-        Ok(certs)
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    let (_, ignored) = roots.add_parsable_certificates(certs(ca_path)?);
-    if roots.is_empty() {
-        return Err(bad(
-            ca_path,
-            format!("none of its {ignored} certificate(s) can serve as a CA"),
-        ));
-    }
-    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
-    let config = match (&s.client_cert, &s.client_key) {
-        (Some(cert_path), Some(key_path)) => {
-            let chain = certs(cert_path)?;
-            let key = PrivateKeyDer::from_pem_slice(&read(key_path)?)
-                .map_err(|e| bad(key_path, format!("no usable PEM private key ({e})")))?;
-            builder.with_client_auth_cert(chain, key).map_err(|e| {
-                let e = e.to_string();
-                let hint = if e.contains("UnsupportedCertVersion") {
-                    "is an X.509 v1 certificate, and TLS needs v3 \
-                     (openssl x509 -req makes v3 when given -extfile)"
-                        .to_string()
-                } else {
-                    format!("does not go with the key {}: {e}", key_path.display())
-                };
-                bad(cert_path, format!("client certificate {hint}"))
-            })?
-        }
-        _ => builder.with_no_client_auth(),
-    };
-    Ok(std::sync::Arc::new(config))
-}
-
-/// Drives rumqttc's event loop, reporting to the sink. After a lost
-/// connection it waits for the sink's go-ahead, then backs off.
-async fn drive(
-    mut el: EventLoop,
-    notes: mpsc::UnboundedSender<Note>,
-    mut resume: mpsc::UnboundedReceiver<()>,
-) {
-    let mut backoff = BACKOFF_FIRST;
-    loop {
-        let note = match el.poll().await {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                backoff = BACKOFF_FIRST;
-                Note::Connected
-            }
-            Ok(Event::Incoming(Packet::PubAck(a))) => Note::Acked(a.pkid),
-            Ok(Event::Incoming(Packet::Publish(p))) => Note::Message {
-                topic: p.topic.clone(),
-                payload: p.payload.to_vec(),
-            },
-            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Note::Sent(pkid),
-            Ok(Event::Outgoing(Outgoing::Disconnect)) => {
-                let _ = notes.send(Note::Closed);
-                return;
-            }
-            Ok(_) => continue,
-            Err(e) => {
-                if notes.send(Note::Lost(e.to_string())).is_err() || resume.recv().await.is_none() {
-                    return;
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(BACKOFF_MAX);
-                continue;
-            }
-        };
-        if notes.send(note).is_err() {
-            return;
-        }
-    }
-}
 
 enum Control {
     Publish {
@@ -207,12 +50,6 @@ enum Control {
         retain: bool,
     },
     Subscribe(String),
-}
-
-#[derive(Clone, Copy)]
-enum Kind {
-    Control,
-    Detection { end: u64 },
 }
 
 /// What the sink did, for the log at exit.
@@ -225,12 +62,10 @@ pub struct Summary {
 
 pub struct Sink {
     client: AsyncClient,
-    notes: mpsc::UnboundedReceiver<Note>,
+    link: mpsc::UnboundedReceiver<LinkEvent>,
     resume: mpsc::UnboundedSender<()>,
     topics: Topics,
     labels: Vec<LabelSpec>,
-    /// The sidecar's relative threshold (see `detect::effective_threshold`).
-    relative: f32,
     device_id: String,
     model_id: String,
     discovery_prefix: Option<String>,
@@ -240,14 +75,8 @@ pub struct Sink {
     ever_connected: bool,
     failures: u32,
     control: VecDeque<Control>,
-    handed: VecDeque<Kind>,
-    in_flight: HashMap<u16, Kind>,
-    detections: VecDeque<(u64, bool)>,
-    peeked: Option<(u64, String, u64)>,
-    sent_upto: u64,
-    live_from: u64,
+    delivery: Delivery,
     on: Vec<bool>,
-    print: bool,
     summary: Summary,
 }
 
@@ -257,18 +86,16 @@ impl Sink {
         settings: &MqttSettings,
         embedded_port: u16,
         labels: Vec<LabelSpec>,
-        relative: f32,
         model_id: String,
         outbox: Outbox,
-        print: bool,
     ) -> Result<Sink, MqttError> {
-        let opts = options(settings, embedded_port)?;
+        let opts = client::options(settings, embedded_port)?;
         let broker_name = format!("{}:{}", opts.broker_address().0, opts.broker_address().1);
         // Capacity 0: a request is taken only by a running connection.
         let (client, el) = AsyncClient::new(opts, 0);
-        let (note_tx, notes) = mpsc::unbounded_channel();
+        let (link_tx, link) = mpsc::unbounded_channel();
         let (resume, resume_rx) = mpsc::unbounded_channel();
-        tokio::spawn(drive(el, note_tx, resume_rx));
+        tokio::spawn(client::drive(el, link_tx, resume_rx));
         let n = labels.len();
         if !outbox.is_empty() {
             log::info!(
@@ -278,50 +105,41 @@ impl Sink {
         }
         Ok(Sink {
             client,
-            notes,
+            link,
             resume,
             topics: Topics {
                 prefix: settings.topic_prefix.clone(),
             },
             labels,
-            relative,
             device_id: settings.device_id.clone(),
             model_id,
             discovery_prefix: settings.discovery_prefix.clone(),
             broker_name,
-            sent_upto: outbox.cursor(),
-            live_from: 0,
+            delivery: Delivery::new(outbox.cursor()),
             outbox,
             connected: false,
             ever_connected: false,
             failures: 0,
             control: VecDeque::new(),
-            handed: VecDeque::new(),
-            in_flight: HashMap::new(),
-            detections: VecDeque::new(),
-            peeked: None,
             on: vec![false; n],
-            print,
             summary: Summary::default(),
         })
     }
 
-    /// Publishes every window from `outputs` until the source ends or
-    /// `shutdown` resolves; then drains the outbox for a few seconds,
-    /// publishes `offline` and disconnects. `first_window` runs once, when
-    /// the first window has been analysed.
+    /// Publishes every detection from `detections` until that channel
+    /// closes (the input ended, or the analysis failed) or `shutdown`
+    /// resolves; then drains the outbox for a few seconds, publishes
+    /// `offline` and disconnects.
     pub async fn run(
         mut self,
-        mut outputs: mpsc::UnboundedReceiver<Output>,
+        mut detections: mpsc::UnboundedReceiver<Detection>,
         shutdown: impl Future<Output = ()>,
-        mut first_window: impl FnMut(),
     ) -> Result<Summary, MqttError> {
         tokio::pin!(shutdown);
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut save = tokio::time::interval(SAVE_EVERY);
         save.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut failure = None;
         loop {
             tokio::select! {
                 biased;
@@ -329,22 +147,10 @@ impl Sink {
                     log::info!("Stopping: asked to.");
                     break;
                 }
-                Some(note) = self.notes.recv() => self.on_note(note)?,
-                out = outputs.recv() => match out {
-                    Some(Output::Window(record)) => {
-                        if self.summary.windows == 0 {
-                            first_window();
-                        }
-                        self.on_window(&record)?;
-                    }
-                    Some(Output::Failed(reason)) => {
-                        failure = Some(reason);
-                        break;
-                    }
-                    Some(Output::Ended) | None => {
-                        log::info!("The input has ended.");
-                        break;
-                    }
+                Some(event) = self.link.recv() => self.on_link(event)?,
+                d = detections.recv() => match d {
+                    Some(d) => self.on_window(&d)?,
+                    None => break,
                 },
                 // Retries only while something waits to be handed over, so
                 // an idle sink does not wake every few milliseconds.
@@ -354,9 +160,6 @@ impl Sink {
             self.pump()?;
         }
         self.close().await?;
-        if let Some(reason) = failure {
-            return Err(MqttError::Analysis(reason));
-        }
         Ok(self.summary)
     }
 
@@ -376,11 +179,7 @@ impl Sink {
             });
             self.pump()?;
             let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-            while self.connected
-                && (!self.control.is_empty()
-                    || !self.in_flight.is_empty()
-                    || !self.handed.is_empty())
-            {
+            while self.connected && (!self.control.is_empty() || !self.delivery.settled()) {
                 if !self.step_until(deadline).await? {
                     break;
                 }
@@ -390,8 +189,8 @@ impl Sink {
             let client = self.client.clone();
             let closed = async {
                 if client.disconnect().await.is_ok() {
-                    while let Some(note) = self.notes.recv().await {
-                        if matches!(note, Note::Closed) {
+                    while let Some(event) = self.link.recv().await {
+                        if matches!(event, LinkEvent::Closed) {
                             break;
                         }
                     }
@@ -410,10 +209,10 @@ impl Sink {
         Ok(())
     }
 
-    /// One note or tick, unless the deadline passes first (`false`).
+    /// One link event or tick, unless the deadline passes first (`false`).
     async fn step_until(&mut self, deadline: tokio::time::Instant) -> Result<bool, MqttError> {
         tokio::select! {
-            Some(note) = self.notes.recv() => self.on_note(note)?,
+            Some(event) = self.link.recv() => self.on_link(event)?,
             _ = tokio::time::sleep(TICK) => {}
             _ = tokio::time::sleep_until(deadline) => return Ok(false),
         }
@@ -421,29 +220,9 @@ impl Sink {
         Ok(true)
     }
 
-    fn on_window(&mut self, record: &crate::live::Record) -> Result<(), MqttError> {
+    fn on_window(&mut self, d: &Detection) -> Result<(), MqttError> {
         self.summary.windows += 1;
-        let line = payload::detection(
-            record,
-            &self.labels,
-            self.relative,
-            &self.device_id,
-            &self.model_id,
-        );
-        if self.print {
-            use std::io::Write;
-            let mut out = std::io::stdout().lock();
-            let printed = out
-                .write_all(&payload::with_replayed(&line, false))
-                .and_then(|()| out.write_all(b"\n"))
-                .and_then(|()| out.flush());
-            if let Err(e) = printed {
-                // A closed pipe (`tutti listen --json | head`) must not
-                // take the daemon down: MQTT and the outbox go on.
-                log::warn!("Could not print detections on standard output ({e}); printing stops, publishing goes on.");
-                self.print = false;
-            }
-        }
+        let line = payload::detection(d, &self.labels, &self.device_id, &self.model_id);
         self.outbox.append(&line)?;
         if self.outbox.dropped > 0 {
             log::warn!(
@@ -453,22 +232,15 @@ impl Sink {
             );
             self.outbox.dropped = 0;
         }
-        self.on.clone_from(&record.on);
+        self.on.clone_from(&d.on);
         if self.connected {
-            for c in &record.changes {
+            for c in &d.changes {
                 self.control.push_back(Control::Publish {
                     topic: self.topics.instrument(&c.instrument),
                     payload: if c.on { ON } else { OFF }.into(),
                     retain: true,
                 });
             }
-        }
-        for c in &record.changes {
-            log::info!(
-                "{} {}.",
-                title(&c.instrument),
-                if c.on { "started" } else { "stopped" }
-            );
         }
         Ok(())
     }
@@ -483,7 +255,7 @@ impl Sink {
         });
         if let (true, Some(prefix)) = (discovery, &self.discovery_prefix) {
             for (topic, config) in
-                payload::discovery(prefix, &self.topics, &self.device_id, &self.labels)
+                discovery::configs(prefix, &self.topics, &self.device_id, &self.labels)
             {
                 self.control.push_back(Control::Publish {
                     topic,
@@ -501,9 +273,9 @@ impl Sink {
         }
     }
 
-    fn on_note(&mut self, note: Note) -> Result<(), MqttError> {
-        match note {
-            Note::Connected => {
+    fn on_link(&mut self, event: LinkEvent) -> Result<(), MqttError> {
+        match event {
+            LinkEvent::Connected => {
                 self.connected = true;
                 if self.failures > 0 || !self.ever_connected {
                     log::info!("Connected to the MQTT broker at {}.", self.broker_name);
@@ -511,52 +283,37 @@ impl Sink {
                 self.ever_connected = true;
                 self.failures = 0;
                 // What waits now was not sent live: it is a replay.
-                self.live_from = self.outbox.end();
-                self.sent_upto = self.outbox.cursor();
+                self.delivery
+                    .connected(self.outbox.cursor(), self.outbox.end());
                 self.control.clear();
                 if let Some(prefix) = &self.discovery_prefix {
                     self.control
-                        .push_back(Control::Subscribe(payload::ha_status(prefix)));
+                        .push_back(Control::Subscribe(discovery::ha_status(prefix)));
                 }
                 self.queue_announcements(true);
             }
-            Note::Sent(pkid) => {
-                if let Some(kind) = self.handed.pop_front() {
-                    self.in_flight.insert(pkid, kind);
-                }
-            }
-            Note::Acked(pkid) => {
-                if let Some(Kind::Detection { end }) = self.in_flight.remove(&pkid) {
+            LinkEvent::Sent(pkid) => self.delivery.sent(pkid),
+            LinkEvent::Acked(pkid) => {
+                if let Acked::Detection { forget_upto } = self.delivery.acked(pkid) {
                     self.summary.delivered += 1;
-                    if let Some(d) = self.detections.iter_mut().find(|d| d.0 == end) {
-                        d.1 = true;
-                    }
-                    let mut upto = None;
-                    while let Some(&(end, true)) = self.detections.front() {
-                        upto = Some(end);
-                        self.detections.pop_front();
-                    }
-                    if let Some(end) = upto {
-                        let reset = end == self.outbox.end();
+                    if let Some(end) = forget_upto {
                         self.outbox.acknowledge(end)?;
-                        if reset {
+                        if self.outbox.end() == 0 {
                             // The file started afresh: offsets restart.
-                            self.sent_upto = 0;
-                            self.live_from = 0;
-                            self.peeked = None;
+                            self.delivery.rebased(0);
                         }
                     }
                 }
             }
-            Note::Message { topic, payload } => {
-                let ha = self.discovery_prefix.as_deref().map(payload::ha_status);
+            LinkEvent::Message { topic, payload } => {
+                let ha = self.discovery_prefix.as_deref().map(discovery::ha_status);
                 if Some(topic) == ha && payload == ONLINE.as_bytes() {
                     log::info!("Home Assistant came online: sending discovery again.");
                     self.queue_announcements(true);
                 }
             }
-            Note::Closed => {}
-            Note::Lost(reason) => {
+            LinkEvent::Closed => {}
+            LinkEvent::Lost(reason) => {
                 if self.connected || self.failures == 0 {
                     log::warn!(
                         "MQTT broker {} unreachable ({reason}); detections wait in the outbox \
@@ -566,14 +323,10 @@ impl Sink {
                 }
                 self.failures += 1;
                 self.connected = false;
-                self.handed.clear();
-                self.in_flight.clear();
-                self.detections.clear();
                 self.control.clear();
-                self.peeked = None;
-                self.sent_upto = self.outbox.cursor();
+                self.delivery.lost(self.outbox.cursor());
                 if self.outbox.compact_if_needed()? {
-                    self.sent_upto = self.outbox.cursor();
+                    self.delivery.rebased(self.outbox.cursor());
                 }
                 let _ = self.resume.send(());
             }
@@ -581,16 +334,13 @@ impl Sink {
         Ok(())
     }
 
-    /// Hands the client what it will take: control messages first, then
-    /// detections from the outbox, in order.
     /// Whether `pump` has something to hand the client.
     fn work_waiting(&self) -> bool {
-        self.connected
-            && (!self.control.is_empty()
-                || self.peeked.is_some()
-                || (self.detections.len() < MAX_IN_FLIGHT && self.sent_upto < self.outbox.end()))
+        self.connected && (!self.control.is_empty() || self.delivery.behind(self.outbox.end()))
     }
 
+    /// Hands the client what it will take: control messages first, then
+    /// detections from the outbox, in order.
     fn pump(&mut self) -> Result<(), MqttError> {
         if !self.connected {
             return Ok(());
@@ -614,31 +364,28 @@ impl Sink {
                 return Ok(());
             }
             if matches!(c, Control::Publish { .. }) {
-                self.handed.push_back(Kind::Control);
+                self.delivery.handed_control();
             }
             self.control.pop_front();
         }
-        while self.detections.len() < MAX_IN_FLIGHT {
-            let (offset, line, next) = match self.peeked.take() {
-                Some(p) => p,
-                None => match self.outbox.read_at(self.sent_upto)? {
-                    Some((line, next)) => (self.sent_upto, line, next),
+        while self.delivery.has_room() {
+            let line = match self.delivery.next_line() {
+                Ok(line) => line,
+                Err(offset) => match self.outbox.read_at(offset)? {
+                    Some((text, next)) => Line { offset, text, next },
                     None => break,
                 },
             };
-            let replayed = offset < self.live_from;
-            let body = payload::with_replayed(&line, replayed);
+            let body = payload::with_replayed(&line.text, self.delivery.is_replay(line.offset));
             if self
                 .client
                 .try_publish(self.topics.detections(), QoS::AtLeastOnce, false, body)
                 .is_err()
             {
-                self.peeked = Some((offset, line, next));
+                self.delivery.refused(line);
                 break;
             }
-            self.handed.push_back(Kind::Detection { end: next });
-            self.detections.push_back((next, false));
-            self.sent_upto = next;
+            self.delivery.handed_detection(&line);
         }
         Ok(())
     }
