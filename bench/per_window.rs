@@ -6,10 +6,10 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use std::path::Path;
-use tutti::audio::MonoStream;
-use tutti::features::feature_set;
-use tutti::model::Model;
-use tutti::window::{WindowSpec, Windower};
+use tutti::feature_set;
+use tutti::Model;
+use tutti::MonoStream;
+use tutti::{WindowSpec, Windower};
 
 fn per_window(c: &mut Criterion) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

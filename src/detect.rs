@@ -65,11 +65,6 @@ impl Detector {
         }
     }
 
-    /// The model's labels, in the order of every score and state.
-    pub fn labels(&self) -> &[LabelSpec] {
-        &self.labels
-    }
-
     /// The detection of the window that starts `start` seconds into the
     /// stream (windows in time order), from its `scores`.
     pub fn detect(&mut self, start: f64, padded: bool, scores: &[f32]) -> Detection {
@@ -201,10 +196,6 @@ impl InstrumentStates {
             on: vec![false; labels.len()],
             last_support: vec![f64::NEG_INFINITY; labels.len()],
         }
-    }
-
-    pub fn is_on(&self, index: usize) -> bool {
-        self.on[index]
     }
 
     /// Feeds the scores of the window ending at `end` seconds (windows in
@@ -374,9 +365,9 @@ mod tests {
         // Violin (own threshold 0.2) at 0.3: ON beside piano at 0.5 (floor
         // 0.25), OFF when cello reaches 0.8 (floor 0.4, below 0.4 - 0.05).
         states.update(2.0, &[0.5, 0.3, 0.0], &mut changes);
-        assert!(states.is_on(1));
+        assert!(states.on[1]);
         states.update(2.5, &[0.5, 0.3, 0.8], &mut changes);
-        assert!(!states.is_on(1));
+        assert!(!states.on[1]);
         let violin: Vec<bool> = changes
             .iter()
             .filter(|c| c.instrument == "violin")

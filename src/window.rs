@@ -184,11 +184,6 @@ impl Windower {
         self.next_index >= self.stop_before
     }
 
-    /// Samples held for frames still to come (for callers that bound memory).
-    pub fn buffered(&self) -> usize {
-        self.samples.len()
-    }
-
     /// Appends `samples` to the stream and calls `f` with each window that
     /// became complete, in order.
     pub fn push<E>(

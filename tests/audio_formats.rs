@@ -3,7 +3,7 @@
 //! computed directly at 22 050 Hz.
 
 use std::f64::consts::PI;
-use tutti::audio::MonoStream;
+use tutti::MonoStream;
 
 const OUT_RATE: u32 = 22050;
 const SECONDS: f64 = 1.5;

@@ -14,9 +14,9 @@
 //!   deviation of a constant is float32 noise of the constant.
 
 use std::path::Path;
-use tutti::audio::MonoStream;
-use tutti::features::feature_set;
-use tutti::window::{WindowInfo, WindowSpec, Windower};
+use tutti::feature_set;
+use tutti::MonoStream;
+use tutti::{WindowInfo, WindowSpec, Windower};
 
 #[test]
 fn seed26_matches_librosa_on_every_fixture() {
@@ -162,7 +162,7 @@ fn logmel128_matches_librosa_on_its_fixtures() {
 
 /// Every window of `file` in feature set `set`, in order.
 fn all_windows(set: &str, file: &Path, window: f64) -> Vec<Vec<f32>> {
-    let sr = tutti::features::sample_rate(set).unwrap();
+    let sr = tutti::sample_rate(set).unwrap();
     let spec = WindowSpec::from_seconds(sr, window, 0.5).unwrap();
     let mut windower = Windower::new(spec, feature_set(set, sr).unwrap());
     let samples = MonoStream::open(file, sr).unwrap().read_all().unwrap();

@@ -6,7 +6,7 @@
 
 use prost::Message;
 use std::path::{Path, PathBuf};
-use tutti::model::{sha256_hex, Model, ModelError};
+use tutti::{sha256_hex, Model, ModelError};
 
 fn models_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("models")

@@ -6,9 +6,9 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::path::Path;
-use tutti::audio::MonoStream;
-use tutti::features::feature_set;
-use tutti::window::{WindowSpec, Windower};
+use tutti::feature_set;
+use tutti::MonoStream;
+use tutti::{WindowSpec, Windower};
 
 struct Counting;
 
@@ -120,7 +120,7 @@ fn steady_state_allocates_nothing(set: &str) {
 #[test]
 fn the_capture_callback_allocates_nothing_even_when_the_ring_is_full() {
     use ringbuf::traits::Consumer;
-    use tutti::capture::{ring, Format};
+    use tutti::{ring, Format};
     let format = Format {
         sample_rate: 48_000,
         channels: 2,
@@ -151,9 +151,9 @@ fn the_capture_callback_allocates_nothing_even_when_the_ring_is_full() {
 /// mix, resampling to the model's rate, windows and features.
 #[test]
 fn the_live_analyzer_allocates_nothing_in_steady_state() {
-    use tutti::capture::Format;
-    use tutti::config::Channel;
-    use tutti::live::Analyzer;
+    use tutti::Analyzer;
+    use tutti::Channel;
+    use tutti::Format;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mono = MonoStream::open(&root.join("samples/violin_cello.wav"), 44_100)
         .unwrap()

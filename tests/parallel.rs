@@ -3,10 +3,10 @@
 //! warms its resampler and frames up on the audio before its first window.
 
 use std::path::Path;
-use tutti::audio::AudioError;
-use tutti::features::{feature_set, FeatureError};
-use tutti::pipeline::{features_as_they_are, for_each_window, for_each_window_parallel};
-use tutti::window::{WindowInfo, WindowSpec, Windower};
+use tutti::AudioError;
+use tutti::{feature_set, FeatureError};
+use tutti::{features_as_they_are, for_each_window, for_each_window_parallel};
+use tutti::{WindowInfo, WindowSpec, Windower};
 
 #[derive(Debug)]
 #[allow(dead_code)] // read through Debug when a test fails

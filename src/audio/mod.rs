@@ -101,11 +101,6 @@ impl MonoStream {
         Ok((stream, position))
     }
 
-    /// The source file's own rate and channel count.
-    pub fn source_format(&self) -> (u32, u16) {
-        (self.reader.sample_rate(), self.reader.channels())
-    }
-
     /// Appends the next block of converted samples to `out`. Returns `false`
     /// once the stream is exhausted (nothing more was appended).
     pub fn read_into(&mut self, out: &mut Vec<f32>) -> Result<bool, AudioError> {

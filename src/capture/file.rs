@@ -5,7 +5,7 @@
 use super::{ring, CaptureError, Format, SourceEvent};
 use crate::audio::WavReader;
 use crate::wait::Stop;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc::Sender;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -92,13 +92,4 @@ impl FileSource {
         let _ = events.send(SourceEvent::End);
         Ok(())
     }
-}
-
-/// The file's format, for messages and checks before starting.
-pub fn probe(path: &Path) -> Result<Format, CaptureError> {
-    let r = WavReader::open(path)?;
-    Ok(Format {
-        sample_rate: r.sample_rate(),
-        channels: r.channels(),
-    })
 }

@@ -13,7 +13,6 @@ use ringbuf::traits::{Observer, Producer, Split};
 use ringbuf::{HeapCons, HeapProd, HeapRb};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 /// Capture errors; each names the device or file.
 #[derive(Debug, thiserror::Error)]
@@ -62,8 +61,6 @@ pub struct Segment {
     pub overruns: Arc<AtomicU64>,
     /// The device name or file path, for messages.
     pub source: String,
-    /// Wall-clock time when the segment started.
-    pub started: SystemTime,
     /// How much faster than real time the source runs (1 for a device).
     pub speed: f64,
 }
@@ -85,7 +82,6 @@ pub fn ring(format: Format, source: &str, speed: f64) -> (RingWriter, Segment) {
             format,
             overruns,
             source: source.to_string(),
-            started: SystemTime::now(),
             speed,
         },
     )

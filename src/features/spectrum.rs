@@ -14,7 +14,6 @@ use std::sync::Arc;
 
 pub struct FrameSpectrum {
     pub n_fft: usize,
-    pub n_bins: usize,
     window: Vec<f32>,
     fft: Arc<dyn Fft<f32>>,
     /// exp(-2πik/n) for k in 0..n/2, for the unpacking.
@@ -52,7 +51,6 @@ impl FrameSpectrum {
             .collect();
         FrameSpectrum {
             n_fft,
-            n_bins,
             window,
             twiddles,
             packed: vec![Complex::new(0.0, 0.0); half],

@@ -134,10 +134,6 @@ impl Analyzer {
         Ok(())
     }
 
-    pub fn spec(&self) -> WindowSpec {
-        self.windower.spec()
-    }
-
     /// Input frames still to come before the next window is complete: what
     /// the windower lacks, and with a resampler the rest of its chunk plus
     /// the further whole chunks that the missing output (and, at the start,

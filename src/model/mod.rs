@@ -6,7 +6,6 @@ mod forest;
 mod sidecar;
 mod tract_op;
 
-pub use forest::{Forest, ForestError, ForestSpec};
 pub use sidecar::{LabelSpec, Sidecar};
 
 use prost::bytes::Buf;

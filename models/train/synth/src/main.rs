@@ -18,8 +18,8 @@ use std::fmt::Write as _;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use tutti::dataset::{LABEL_HEADER, LABEL_RATE};
-use tutti::instruments::{index_of_name, INSTRUMENTS};
+use tutti::{index_of_name, INSTRUMENTS};
+use tutti::{LABEL_HEADER, LABEL_RATE};
 
 mod augment;
 mod engine;

@@ -2,7 +2,7 @@
 //! notes, kept here because only the training-audio renderer reads it.
 
 /// Lowest and highest MIDI note of each instrument, in the order of
-/// `tutti::instruments::INSTRUMENTS`.
+/// `tutti::INSTRUMENTS`.
 const RANGES: [(&str, (u8, u8)); 11] = [
     ("piano", (33, 96)),
     ("harpsichord", (36, 86)),
@@ -25,7 +25,7 @@ pub fn range(k: usize) -> (u8, u8) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tutti::instruments::INSTRUMENTS;
+    use tutti::INSTRUMENTS;
 
     #[test]
     fn one_range_per_instrument_in_order() {

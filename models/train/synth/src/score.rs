@@ -11,7 +11,7 @@ use midly::{MetaMessage, MidiMessage, Smf, Timing, TrackEventKind};
 use rand::rngs::StdRng;
 use rand::Rng;
 use std::path::{Path, PathBuf};
-use tutti::instruments::INSTRUMENTS;
+use tutti::INSTRUMENTS;
 
 /// A note of a part, in beats from the start of the movement.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -267,7 +267,7 @@ pub fn excerpt(
 mod tests {
     use super::*;
     use rand::SeedableRng;
-    use tutti::instruments::index_of_name;
+    use tutti::index_of_name;
 
     fn piece(name: &str, parts: &[&[(f64, f64, u8)]]) -> Piece {
         let parts: Vec<Vec<ScoreNote>> = parts

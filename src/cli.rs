@@ -1,0 +1,522 @@
+//! The `tutti` command line: the subcommands, and the edge where errors
+//! become one-line messages (with `anyhow` context) and exit codes.
+
+use crate::config;
+use crate::detect::{Detector, Hysteresis};
+use crate::features;
+use crate::model::Model;
+use crate::output::{Format, Printer};
+use crate::pipeline::{self, PipelineError};
+use crate::window::{WindowSpec, Windower};
+use crate::{dataset, instruments::INSTRUMENTS};
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(version, about = "Says which orchestral instruments are playing")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Analyse WAV files: the instruments playing in every 2-second window.
+    Analyze {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Seconds between window starts (default: the model's, 0.5).
+        #[arg(long)]
+        hop: Option<f64>,
+        /// Model sidecar (.json) or ONNX file (default: $TUTTI_MODEL, then
+        /// the installed or bundled model).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// One JSON object per window and line instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// With --json, each window also says which instruments the daemon
+        /// would hold ON after it (`on`): seconds an instrument stays ON
+        /// without support, as `analysis.hold` (default 1.5).
+        #[arg(long, value_parser = hold_seconds, allow_negative_numbers = true)]
+        hold: Option<f64>,
+        /// With --json: how far under its threshold a score still supports
+        /// an ON instrument, as `analysis.margin` (default 0.05).
+        #[arg(long, value_parser = margin, allow_negative_numbers = true)]
+        margin: Option<f32>,
+    },
+    /// Compute features: of one WAV file (JSON per window), or of a dataset
+    /// in the MusicNet layout into an NPZ file for training.
+    Features {
+        path: PathBuf,
+        /// Feature set: seed26 (the seed study's 26 means), timbre98 (means
+        /// and deviations of MFCC, deltas, chroma, contrast), logmel128 (the
+        /// window's 87 × 128 mel bands in dB, for the CNN) or
+        /// timbre98+logmel128 (both, from one analysis of each frame).
+        #[arg(long, default_value = "seed26")]
+        set: String,
+        /// Output NPZ file (required for a dataset directory).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value_t = 0.5)]
+        hop: f64,
+        #[arg(long, default_value_t = 2.0)]
+        window: f64,
+        /// An instrument labels a window when it sounds this many seconds of it.
+        #[arg(long, default_value_t = 0.25)]
+        min_sounding: f64,
+        /// Worker threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Listen: capture audio (or play a WAV file in real time) and publish
+    /// the instruments playing to MQTT, every hop.
+    Listen(ListenArgs),
+    /// List the audio capture devices, with their formats.
+    Devices,
+    /// Check the live daemon's configuration (the file, then TUTTI_*
+    /// environment variables) and print the settings they make.
+    Config {
+        /// Configuration file (default: /etc/tutti/tutti.toml, if present).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::Args)]
+struct ListenArgs {
+    /// Configuration file (default: /etc/tutti/tutti.toml, if present).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Capture device (name, id or index from `tutti devices`, or
+    /// "default"), or a WAV file to play through the pipeline.
+    #[arg(long)]
+    input: Option<String>,
+    /// "mix" or a channel number from 1.
+    #[arg(long)]
+    channel: Option<String>,
+    /// Open the device at this rate in Hz (default: its own).
+    #[arg(long)]
+    sample_rate: Option<String>,
+    /// Frames per capture period (default: the device's).
+    #[arg(long)]
+    period_frames: Option<String>,
+    /// Model sidecar (.json).
+    #[arg(long)]
+    model: Option<String>,
+    /// Seconds between windows.
+    #[arg(long)]
+    hop: Option<String>,
+    /// Broker URL, mqtt://host[:port] or mqtts://host[:port] (default: the
+    /// embedded broker on 127.0.0.1).
+    #[arg(long)]
+    broker: Option<String>,
+    /// Port of the embedded broker.
+    #[arg(long)]
+    embedded_port: Option<String>,
+    #[arg(long)]
+    device_id: Option<String>,
+    #[arg(long)]
+    topic_prefix: Option<String>,
+    /// Where the outbox lives.
+    #[arg(long)]
+    state_dir: Option<String>,
+    /// With a WAV input: play it this many times faster than real time.
+    #[arg(long, default_value_t = 1.0)]
+    speed: f64,
+    /// With a WAV input: start again at its end, forever.
+    #[arg(long = "loop")]
+    looped: bool,
+    /// Also print every detection's JSON on standard output.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs the command line and says how it ended.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Analyze {
+            files,
+            hop,
+            model,
+            json,
+            hold,
+            margin,
+        } => {
+            let defaults = Hysteresis::default();
+            let hysteresis = Hysteresis {
+                hold_seconds: hold.unwrap_or(defaults.hold_seconds),
+                margin: margin.unwrap_or(defaults.margin),
+            };
+            analyze(&files, hop, model, json, hysteresis)
+        }
+        Command::Features {
+            path,
+            set,
+            out,
+            hop,
+            window,
+            min_sounding,
+            threads,
+        } => features_cmd(
+            &path,
+            &set,
+            out.as_deref(),
+            hop,
+            window,
+            min_sounding,
+            threads,
+        ),
+        Command::Config { config } => config_cmd(config.as_deref()),
+        Command::Listen(args) => listen(args),
+        Command::Devices => devices_cmd(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tutti: error: {}", one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes on one line, each said once: tutti's error
+/// enums already quote their source, which anyhow's `{:#}` would repeat.
+/// `--hold`: seconds, finite and not negative.
+fn hold_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("`{text}` is not a number of seconds ≥ 0")),
+    }
+}
+
+/// `--margin`: a score difference in [0, 1).
+fn margin(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(v) if (0.0..1.0).contains(&v) => Ok(v),
+        _ => Err(format!("`{text}` is not a score margin in [0, 1)")),
+    }
+}
+
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+/// A reader that stopped reading (`tutti analyze … | head`) is not an error.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || matches!(c.downcast_ref::<PipelineError>(), Some(PipelineError::Write { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Where the model is looked for when `--model` is not given.
+fn model_candidates() -> Vec<PathBuf> {
+    let mut c = vec![];
+    if let Some(p) = std::env::var_os("TUTTI_MODEL") {
+        c.push(PathBuf::from(p));
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(prefix) = exe.parent().and_then(Path::parent) {
+            c.push(prefix.join("share/tutti/models/tutti.json"));
+        }
+    }
+    c.push(PathBuf::from("/usr/share/tutti/models/tutti.json"));
+    c.push(PathBuf::from("models/tutti.json"));
+    c.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tutti.json"));
+    c
+}
+
+fn load_model(explicit: Option<PathBuf>) -> Result<Model> {
+    if let Some(p) = explicit {
+        return Ok(Model::load(&p)?);
+    }
+    let candidates = model_candidates();
+    match candidates.iter().find(|p| p.is_file()) {
+        Some(p) => Ok(Model::load(p)?),
+        None => bail!(
+            "no model found; pass --model or set TUTTI_MODEL (looked in {})",
+            candidates
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn analyze(
+    files: &[PathBuf],
+    hop: Option<f64>,
+    model: Option<PathBuf>,
+    json: bool,
+    hysteresis: Hysteresis,
+) -> Result<ExitCode> {
+    let model = load_model(model)?;
+    let sidecar = &model.sidecar;
+    let spec = WindowSpec::from_seconds(
+        sidecar.sample_rate,
+        sidecar.window_seconds,
+        hop.unwrap_or(sidecar.hop_seconds),
+    )?;
+    // Checks the feature set before the first file.
+    features::feature_set(&sidecar.feature_set, spec.sample_rate)?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let stdout = std::io::stdout();
+    let mut printer = Printer::new(
+        stdout.lock(),
+        if json {
+            Format::JsonLines
+        } else {
+            Format::Table
+        },
+    );
+    let mut failed = 0;
+    for file in files {
+        let name = file.display().to_string();
+        // Each file is its own stream: every instrument starts OFF.
+        let mut detector = Detector::new(sidecar, hysteresis);
+        // The model runs beside the features, on each part's thread; only
+        // the scores come back, so memory does not grow with the features.
+        let result = pipeline::for_each_window_parallel(
+            file,
+            spec,
+            &sidecar.feature_set,
+            threads,
+            |feats, out| -> Result<()> { Ok(model.predict_append(feats, out)?) },
+            |info, s| -> Result<()> {
+                let d = detector.detect(spec.seconds(info.start_sample), info.padded, s);
+                printer
+                    .print(&name, &sidecar.labels, &d)
+                    .context("writing to standard output")?;
+                Ok(())
+            },
+        );
+        if let Err(e) = result {
+            if is_broken_pipe(&e) {
+                return Ok(ExitCode::SUCCESS);
+            }
+            printer.flush().ok();
+            eprintln!("tutti: error: {}", one_line(&e));
+            failed += 1;
+        }
+    }
+    printer.flush().context("writing to standard output")?;
+    Ok(if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn listen(a: ListenArgs) -> Result<ExitCode> {
+    crate::service::init_logging();
+    let mut layers = config::Layers::default();
+    match &a.config {
+        Some(p) => layers.file(p, true)?,
+        None => layers.file(Path::new(config::DEFAULT_PATH), false)?,
+    };
+    layers.env(std::env::vars())?;
+    let flags = [
+        ("--input", "input", "device", &a.input),
+        ("--channel", "input", "channel", &a.channel),
+        ("--sample-rate", "input", "sample_rate", &a.sample_rate),
+        (
+            "--period-frames",
+            "input",
+            "period_frames",
+            &a.period_frames,
+        ),
+        ("--model", "analysis", "model", &a.model),
+        ("--hop", "analysis", "hop", &a.hop),
+        ("--broker", "mqtt", "broker", &a.broker),
+        ("--embedded-port", "mqtt", "embedded_port", &a.embedded_port),
+        ("--device-id", "mqtt", "device_id", &a.device_id),
+        ("--topic-prefix", "mqtt", "topic_prefix", &a.topic_prefix),
+        ("--state-dir", "state", "directory", &a.state_dir),
+    ];
+    for (flag, section, key, value) in flags {
+        if let Some(v) = value {
+            layers.flag(flag, section, key, v)?;
+        }
+    }
+    let state = config::default_state_dir(|v| std::env::var(v).ok(), config::running_as_root());
+    let settings = layers.check(&config::hostname(), state.as_deref())?;
+    if !(a.speed.is_finite() && a.speed > 0.0) {
+        bail!("--speed {}: must be a positive number", a.speed);
+    }
+    let model = load_model(settings.model.clone())?;
+    crate::daemon::run(
+        settings,
+        model,
+        crate::daemon::RunOptions {
+            speed: a.speed,
+            looped: a.looped,
+            print: a.json,
+        },
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn devices_cmd() -> Result<ExitCode> {
+    let devices = crate::capture::device::list()?;
+    let mut out = std::io::stdout().lock();
+    if devices.is_empty() {
+        writeln!(out, "No audio capture devices found. `tutti listen --input FILE.wav` analyses a recording instead.")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for d in devices {
+        writeln!(
+            out,
+            "{:>3}  {}{}\n     id: {}",
+            d.index,
+            d.name,
+            if d.is_default { "  (default)" } else { "" },
+            d.id
+        )?;
+        if let Some(c) = d.default_config {
+            writeln!(out, "     default: {c}")?;
+        }
+        for c in d.configs {
+            writeln!(out, "     supports: {c}")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn config_cmd(path: Option<&Path>) -> Result<ExitCode> {
+    let mut layers = config::Layers::default();
+    match path {
+        Some(p) => layers.file(p, true)?,
+        None => layers.file(Path::new(config::DEFAULT_PATH), false)?,
+    };
+    layers.env(std::env::vars())?;
+    let state = config::default_state_dir(|v| std::env::var(v).ok(), config::running_as_root());
+    let settings = layers.check(&config::hostname(), state.as_deref())?;
+    // Debug output masks the password. A reader that stops early
+    // (`tutti config | grep -q …`) is not an error: see is_broken_pipe.
+    writeln!(std::io::stdout().lock(), "{settings:#?}")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn features_cmd(
+    path: &Path,
+    set: &str,
+    out: Option<&Path>,
+    hop: f64,
+    window: f64,
+    min_sounding: f64,
+    threads: Option<usize>,
+) -> Result<ExitCode> {
+    let sr = features::sample_rate(set)?;
+    let spec = WindowSpec::from_seconds(sr, window, hop)?;
+    if path.is_dir() {
+        let Some(out) = out else {
+            bail!(
+                "{}: a dataset directory needs --out FILE.npz",
+                path.display()
+            );
+        };
+        let recordings = dataset::scan(path)?;
+        let bar = ProgressBar::new(recordings.len() as u64).with_style(
+            ProgressStyle::with_template(
+                "features {bar:40} {pos}/{len} recordings [{elapsed} < {eta}]",
+            )
+            .expect("valid template"),
+        );
+        let threads =
+            threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let table =
+            pipeline::extract_dataset(&recordings, spec, set, min_sounding, threads, &|| {
+                bar.inc(1)
+            })?;
+        bar.finish();
+        let metadata = read_metadata(&path.join("metadata.csv"))?;
+        let meta = serde_json::json!({
+            "feature_set": table.feature_set,
+            "feature_names": table.feature_names,
+            "labels": INSTRUMENTS.iter().map(|i| serde_json::json!({"name": i.name, "program": i.program})).collect::<Vec<_>>(),
+            "sample_rate": sr,
+            "window_seconds": window,
+            "hop_seconds": hop,
+            "min_sounding_seconds": min_sounding,
+            "splits": ["train", "test"],
+            "recordings": table.recordings,
+            "metadata": metadata,
+            "source": path.display().to_string(),
+        });
+        table.write_npz(out, meta)?;
+        eprintln!(
+            "{} windows of {} recordings written to {}",
+            table.rows(),
+            recordings.len(),
+            out.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut windower = Windower::new(spec, features::feature_set(set, sr)?);
+    let names = windower.feature_set().feature_names().to_vec();
+    let stdout = std::io::stdout();
+    let mut lock = stdout.lock();
+    let file = path.display().to_string();
+    pipeline::for_each_window(
+        path,
+        &mut windower,
+        |info, feats| -> Result<(), PipelineError> {
+            let start = spec.seconds(info.start_sample);
+            let map: serde_json::Map<String, serde_json::Value> = names
+                .iter()
+                .zip(feats)
+                .map(|(n, &v)| (n.clone(), serde_json::Value::from(v)))
+                .collect();
+            let line = serde_json::json!({
+                "file": file, "start": start, "end": start + window, "padded": info.padded,
+                "feature_set": set, "features": map,
+            });
+            writeln!(lock, "{line}").map_err(|source| PipelineError::Write {
+                path: "<stdout>".into(),
+                source,
+            })
+        },
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Per-recording metadata from an optional `metadata.csv` (first column the
+/// id): a map id → {column: value}. Absent file → empty map.
+fn read_metadata(path: &Path) -> Result<serde_json::Value> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(serde_json::json!({}));
+    };
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let mut map = serde_json::Map::new();
+    for line in lines.filter(|l| !l.trim().is_empty()) {
+        let cols: Vec<&str> = line.split(',').collect();
+        let row: serde_json::Map<String, serde_json::Value> = header
+            .iter()
+            .zip(&cols)
+            .skip(1)
+            .map(|(h, v)| (h.to_string(), serde_json::Value::from(*v)))
+            .collect();
+        map.insert(cols[0].to_string(), row.into());
+    }
+    Ok(map.into())
+}
