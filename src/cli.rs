@@ -10,6 +10,7 @@ use crate::pipeline::{self, PipelineError};
 use crate::window::{WindowSpec, Windower};
 use crate::{dataset, instruments::INSTRUMENTS};
 use anyhow::{bail, Context, Result};
+use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
@@ -79,11 +80,14 @@ enum Command {
     /// List the audio capture devices, with their formats.
     Devices,
     /// Check the live daemon's configuration (the file, then TUTTI_*
-    /// environment variables) and print the settings they make.
+    /// environment variables, then flags) and print the settings they make.
     Config {
         /// Configuration file (default: /etc/tutti/tutti.toml, if present).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Every setting of the configuration file, as a flag.
+        #[command(flatten)]
+        settings: config::Flags,
     },
 }
 
@@ -92,39 +96,9 @@ struct ListenArgs {
     /// Configuration file (default: /etc/tutti/tutti.toml, if present).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Capture device (name, id or index from `tutti devices`, or
-    /// "default"), or a WAV file to play through the pipeline.
-    #[arg(long)]
-    input: Option<String>,
-    /// "mix" or a channel number from 1.
-    #[arg(long)]
-    channel: Option<String>,
-    /// Open the device at this rate in Hz (default: its own).
-    #[arg(long)]
-    sample_rate: Option<String>,
-    /// Frames per capture period (default: the device's).
-    #[arg(long)]
-    period_frames: Option<String>,
-    /// Model sidecar (.json).
-    #[arg(long)]
-    model: Option<String>,
-    /// Seconds between windows.
-    #[arg(long)]
-    hop: Option<String>,
-    /// Broker URL, mqtt://host[:port] or mqtts://host[:port] (default: the
-    /// embedded broker on 127.0.0.1).
-    #[arg(long)]
-    broker: Option<String>,
-    /// Port of the embedded broker.
-    #[arg(long)]
-    embedded_port: Option<String>,
-    #[arg(long)]
-    device_id: Option<String>,
-    #[arg(long)]
-    topic_prefix: Option<String>,
-    /// Where the outbox lives.
-    #[arg(long)]
-    state_dir: Option<String>,
+    /// Every setting of the configuration file, as a flag.
+    #[command(flatten)]
+    settings: config::Flags,
     /// With a WAV input: play it this many times faster than real time.
     #[arg(long, default_value_t = 1.0)]
     speed: f64,
@@ -138,7 +112,24 @@ struct ListenArgs {
 
 /// Runs the command line and says how it ended.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // A bad value (`--hop fast`) is bad input like any other: one
+        // line that names the flag and the value. Help, versions and
+        // unknown flags stay clap's.
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::InvalidValue | ErrorKind::ValueValidation
+            ) =>
+        {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            eprintln!("tutti: {first}");
+            return ExitCode::FAILURE;
+        }
+        Err(e) => e.exit(),
+    };
     let result = match cli.command {
         Command::Analyze {
             files,
@@ -172,7 +163,7 @@ pub fn main() -> ExitCode {
             min_sounding,
             threads,
         ),
-        Command::Config { config } => config_cmd(config.as_deref()),
+        Command::Config { config, settings } => config_cmd(config.as_deref(), &settings),
         Command::Listen(args) => listen(args),
         Command::Devices => devices_cmd(),
     };
@@ -186,24 +177,20 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// The error and its causes on one line, each said once: tutti's error
-/// enums already quote their source, which anyhow's `{:#}` would repeat.
 /// `--hold`: seconds, finite and not negative.
 fn hold_seconds(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
-        _ => Err(format!("`{text}` is not a number of seconds ≥ 0")),
-    }
+    let seconds = text.parse::<f64>().map_err(|e| e.to_string())?;
+    config::check_hold(seconds).map_err(|e| e.to_string())
 }
 
 /// `--margin`: a score difference in [0, 1).
 fn margin(text: &str) -> Result<f32, String> {
-    match text.parse::<f32>() {
-        Ok(v) if (0.0..1.0).contains(&v) => Ok(v),
-        _ => Err(format!("`{text}` is not a score margin in [0, 1)")),
-    }
+    let margin = text.parse::<f64>().map_err(|e| e.to_string())?;
+    config::check_margin(margin).map_err(|e| e.to_string())
 }
 
+/// The error and its causes on one line, each said once: tutti's error
+/// enums already quote their source, which anyhow's `{:#}` would repeat.
 fn one_line(e: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in e.chain() {
@@ -328,37 +315,7 @@ fn analyze(
 
 fn listen(a: ListenArgs) -> Result<ExitCode> {
     crate::service::init_logging();
-    let mut layers = config::Layers::default();
-    match &a.config {
-        Some(p) => layers.file(p, true)?,
-        None => layers.file(Path::new(config::DEFAULT_PATH), false)?,
-    };
-    layers.env(std::env::vars())?;
-    let flags = [
-        ("--input", "input", "device", &a.input),
-        ("--channel", "input", "channel", &a.channel),
-        ("--sample-rate", "input", "sample_rate", &a.sample_rate),
-        (
-            "--period-frames",
-            "input",
-            "period_frames",
-            &a.period_frames,
-        ),
-        ("--model", "analysis", "model", &a.model),
-        ("--hop", "analysis", "hop", &a.hop),
-        ("--broker", "mqtt", "broker", &a.broker),
-        ("--embedded-port", "mqtt", "embedded_port", &a.embedded_port),
-        ("--device-id", "mqtt", "device_id", &a.device_id),
-        ("--topic-prefix", "mqtt", "topic_prefix", &a.topic_prefix),
-        ("--state-dir", "state", "directory", &a.state_dir),
-    ];
-    for (flag, section, key, value) in flags {
-        if let Some(v) = value {
-            layers.flag(flag, section, key, v)?;
-        }
-    }
-    let state = config::default_state_dir(|v| std::env::var(v).ok(), config::running_as_root());
-    let settings = layers.check(&config::hostname(), state.as_deref())?;
+    let settings = config::load(a.config.as_deref(), &a.settings)?;
     if !(a.speed.is_finite() && a.speed > 0.0) {
         bail!("--speed {}: must be a positive number", a.speed);
     }
@@ -401,15 +358,8 @@ fn devices_cmd() -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn config_cmd(path: Option<&Path>) -> Result<ExitCode> {
-    let mut layers = config::Layers::default();
-    match path {
-        Some(p) => layers.file(p, true)?,
-        None => layers.file(Path::new(config::DEFAULT_PATH), false)?,
-    };
-    layers.env(std::env::vars())?;
-    let state = config::default_state_dir(|v| std::env::var(v).ok(), config::running_as_root());
-    let settings = layers.check(&config::hostname(), state.as_deref())?;
+fn config_cmd(path: Option<&Path>, flags: &config::Flags) -> Result<ExitCode> {
+    let settings = config::load(path, flags)?;
     // Debug output masks the password. A reader that stops early
     // (`tutti config | grep -q …`) is not an error: see is_broken_pipe.
     writeln!(std::io::stdout().lock(), "{settings:#?}")?;

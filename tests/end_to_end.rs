@@ -148,10 +148,14 @@ fn a_bad_hold_or_margin_names_the_value() {
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(2));
+        // A bad value is bad input like any other: exit 1, one line.
+        assert_eq!(out.status.code(), Some(1));
         let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
         assert!(
-            err.contains(&format!("`{value}`")) && err.contains(flag),
+            err.starts_with("tutti: error: ")
+                && err.contains(&format!("'{value}'"))
+                && err.contains(flag),
             "{err}"
         );
     }

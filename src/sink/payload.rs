@@ -119,7 +119,7 @@ mod tests {
     }
 
     #[test]
-    fn a_live_detection_has_its_fields_in_contract_order() {
+    fn a_live_detection_says_when_it_was_heard() {
         let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_795_000_000_123);
         let heard = Heard {
             start: t - std::time::Duration::from_secs(2),
@@ -128,22 +128,8 @@ mod tests {
         };
         let line = detection(&window(Some(heard)), &labels(), "pi", "abc");
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(
-            keys,
-            [
-                "schema",
-                "device_id",
-                "seq",
-                "timestamp",
-                "window_start",
-                "window_end",
-                "instruments",
-                "scores",
-                "model",
-                "latency_ms"
-            ]
-        );
+        // tests/listen_mqtt.rs pins every field and their order on a real
+        // broker; here, what each says of this window.
         assert_eq!(v["seq"], 7);
         assert_eq!(v["timestamp"], "2026-11-18T11:06:40.123Z");
         assert_eq!(v["window_start"], "2026-11-18T11:06:38.123Z");

@@ -1,0 +1,253 @@
+//! From merged layers to [`Settings`]: every value checked against what it
+//! means, a section at a time, with an error that names the key and value.
+
+use super::host::device_id_from;
+use super::layers::Layers;
+use super::{Broker, Channel, ConfigError, Input, MqttSettings, Secret, Settings};
+use crate::detect::Hysteresis;
+use std::path::{Path, PathBuf};
+use toml::Value;
+
+impl Layers {
+    /// Checks the merged layers. `hostname` names the machine, for the
+    /// default device id; `default_state` is the state directory used when
+    /// none is set (`host::default_state_dir`), `/var/lib/tutti` when `None`.
+    pub fn check(
+        &self,
+        hostname: &str,
+        default_state: Option<&str>,
+    ) -> Result<Settings, ConfigError> {
+        let (input, channel) = self.input()?;
+        let (hop_seconds, hysteresis) = self.analysis()?;
+        Ok(Settings {
+            input,
+            channel,
+            sample_rate: self.optional_count("input.sample_rate", 1000..=768_000)?,
+            period_frames: self.optional_count("input.period_frames", 16..=1_000_000)?,
+            model: self.text("analysis", "model").map(PathBuf::from),
+            hop_seconds,
+            hysteresis,
+            mqtt: self.mqtt(hostname)?,
+            state_dir: self
+                .text("state", "directory")
+                .or(default_state.filter(|s| !s.is_empty()))
+                .map_or_else(|| PathBuf::from("/var/lib/tutti"), PathBuf::from),
+            outbox_bytes: self.count("state", "outbox_mb").unwrap_or(64) as u64 * 1024 * 1024,
+        })
+    }
+
+    fn input(&self) -> Result<(Input, Channel), ConfigError> {
+        let input = match self.text("input", "device") {
+            None | Some("default") => Input::Default,
+            Some(d) if d.to_lowercase().ends_with(".wav") || Path::new(d).is_file() => {
+                Input::File(PathBuf::from(d))
+            }
+            Some(d) => d
+                .parse()
+                .map(Input::Index)
+                .unwrap_or_else(|_| Input::Device(d.to_string())),
+        };
+        let channel = match self.text("input", "channel") {
+            None | Some("mix") => Channel::Mix,
+            Some(c) => match c.parse::<u16>() {
+                Ok(n) if n >= 1 => Channel::Only(n),
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        key: "input.channel",
+                        value: format!("{c:?}"),
+                        reason: "use \"mix\" or a channel number from 1".into(),
+                    })
+                }
+            },
+        };
+        Ok((input, channel))
+    }
+
+    /// A device setting where 0 (or nothing) means the device's own.
+    fn optional_count(
+        &self,
+        key: &'static str,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Result<Option<u32>, ConfigError> {
+        let (section, name) = key.split_once('.').expect("keys have a section");
+        match self.count(section, name) {
+            None | Some(0) => Ok(None),
+            Some(n) if range.contains(&n) => Ok(Some(n as u32)),
+            Some(n) => Err(ConfigError::Invalid {
+                key,
+                value: n.to_string(),
+                reason: format!(
+                    "must be 0 (the device's default) or from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            }),
+        }
+    }
+
+    fn analysis(&self) -> Result<(f64, Hysteresis), ConfigError> {
+        let hop = self.number("analysis", "hop").unwrap_or(0.5);
+        if !(hop.is_finite() && hop > 0.0) {
+            return Err(ConfigError::Invalid {
+                key: "analysis.hop",
+                value: hop.to_string(),
+                reason: "must be a positive number of seconds".into(),
+            });
+        }
+        let defaults = Hysteresis::default();
+        let hold_seconds = check_hold(
+            self.number("analysis", "hold")
+                .unwrap_or(defaults.hold_seconds),
+        )?;
+        let margin = check_margin(
+            self.number("analysis", "margin")
+                .unwrap_or(f64::from(defaults.margin)),
+        )?;
+        Ok((
+            hop,
+            Hysteresis {
+                hold_seconds,
+                margin,
+            },
+        ))
+    }
+
+    fn mqtt(&self, hostname: &str) -> Result<MqttSettings, ConfigError> {
+        let device_id = match self.text("mqtt", "device_id") {
+            Some(id) if id.contains(['/', '+', '#']) => {
+                return Err(ConfigError::Invalid {
+                    key: "mqtt.device_id",
+                    value: format!("{id:?}"),
+                    reason: "must not contain '/', '+' or '#'".into(),
+                });
+            }
+            Some(id) => id.to_string(),
+            None => device_id_from(hostname),
+        };
+        let topic_prefix = match self.text("mqtt", "topic_prefix") {
+            Some(p) if p.contains(['+', '#']) || p.ends_with('/') => {
+                return Err(ConfigError::Invalid {
+                    key: "mqtt.topic_prefix",
+                    value: format!("{p:?}"),
+                    reason: "must not contain wildcards or end with '/'".into(),
+                })
+            }
+            Some(p) => p.to_string(),
+            None => format!("tutti/{device_id}"),
+        };
+        let password = match (self.text("mqtt", "password_file"), &self.password_from_env) {
+            (Some(file), _) => {
+                let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+                    path: PathBuf::from(file),
+                    source,
+                })?;
+                Some(Secret(text.trim_end_matches(['\r', '\n']).to_string()))
+            }
+            (None, Some(p)) => Some(Secret(p.clone())),
+            (None, None) => None,
+        };
+        let embedded_port = match self.count("mqtt", "embedded_port").unwrap_or(1883) {
+            p @ 1..=65535 => p as u16,
+            p => {
+                return Err(ConfigError::Invalid {
+                    key: "mqtt.embedded_port",
+                    value: p.to_string(),
+                    reason: "must be a port number from 1 to 65535".into(),
+                })
+            }
+        };
+        let path = |key| self.text("mqtt", key).map(PathBuf::from);
+        let mqtt = MqttSettings {
+            broker: parse_broker(self.text("mqtt", "broker"))?,
+            device_id,
+            topic_prefix,
+            username: self.text("mqtt", "username").map(String::from),
+            password,
+            ca_file: path("ca_file"),
+            client_cert: path("client_cert"),
+            client_key: path("client_key"),
+            discovery_prefix: match self
+                .merged
+                .get("mqtt")
+                .and_then(|m| m.get("discovery_prefix"))
+            {
+                // Present but empty: discovery off.
+                Some(Value::String(s)) if s.is_empty() => None,
+                Some(Value::String(s)) => Some(s.clone()),
+                _ => Some("homeassistant".into()),
+            },
+            embedded_port,
+        };
+        if mqtt.client_cert.is_some() != mqtt.client_key.is_some() {
+            return Err(ConfigError::Invalid {
+                key: "mqtt.client_cert",
+                value: format!("{:?}", mqtt.client_cert),
+                reason: "a client certificate needs mqtt.client_key, and the reverse".into(),
+            });
+        }
+        Ok(mqtt)
+    }
+}
+
+/// `analysis.hold` (and `tutti analyze --hold`): seconds, 0 or more.
+pub fn check_hold(seconds: f64) -> Result<f64, ConfigError> {
+    if seconds.is_finite() && seconds >= 0.0 {
+        Ok(seconds)
+    } else {
+        Err(ConfigError::Invalid {
+            key: "analysis.hold",
+            value: seconds.to_string(),
+            reason: "must be 0 or more seconds".into(),
+        })
+    }
+}
+
+/// `analysis.margin` (and `tutti analyze --margin`): a score in [0, 1).
+pub fn check_margin(margin: f64) -> Result<f32, ConfigError> {
+    if (0.0..1.0).contains(&margin) {
+        Ok(margin as f32)
+    } else {
+        Err(ConfigError::Invalid {
+            key: "analysis.margin",
+            value: margin.to_string(),
+            reason: "must be in [0, 1)".into(),
+        })
+    }
+}
+
+fn parse_broker(url: Option<&str>) -> Result<Broker, ConfigError> {
+    let Some(url) = url else {
+        return Ok(Broker::Embedded);
+    };
+    let invalid = |reason: &str| ConfigError::Invalid {
+        key: "mqtt.broker",
+        value: format!("{url:?}"),
+        reason: reason.to_string(),
+    };
+    let (tls, rest) = if let Some(r) = url.strip_prefix("mqtts://") {
+        (true, r)
+    } else if let Some(r) = url.strip_prefix("mqtt://") {
+        (false, r)
+    } else {
+        return Err(invalid("use mqtt://host[:port] or mqtts://host[:port]"));
+    };
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) => (
+            h,
+            p.parse::<u16>()
+                .ok()
+                .filter(|&p| p > 0)
+                .ok_or_else(|| invalid("the port must be a number from 1 to 65535"))?,
+        ),
+        None => (rest, if tls { 8883 } else { 1883 }),
+    };
+    if host.is_empty() || host.contains('/') {
+        return Err(invalid("the host is missing"));
+    }
+    Ok(Broker::Remote {
+        host: host.to_string(),
+        port,
+        tls,
+    })
+}

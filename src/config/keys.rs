@@ -1,0 +1,213 @@
+//! Every setting of `tutti listen`, each defined once, below: its section
+//! and name in the TOML file, its type, its flag and its help. The
+//! environment variable is derived (`TUTTI_<SECTION>_<NAME>`), and so are
+//! the table of known keys the layers check against and the typed
+//! [`Flags`] that clap parses.
+
+/// What a key's value is, in every layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    Text,
+    /// Any number (an integer in the file counts as one).
+    Number,
+    /// A whole number, 0 or more.
+    Count,
+}
+
+/// One setting: `[section] name` in the file, `TUTTI_SECTION_NAME` in the
+/// environment, `--flag` on the command line.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Key {
+    pub section: &'static str,
+    pub name: &'static str,
+    pub kind: ValueKind,
+    pub flag: &'static str,
+}
+
+impl Key {
+    /// The key as messages name it: `section.name`.
+    pub fn dotted(&self) -> String {
+        format!("{}.{}", self.section, self.name)
+    }
+
+    pub fn env_var(&self) -> String {
+        format!("TUTTI_{}_{}", self.section, self.name).to_uppercase()
+    }
+
+    pub fn find(section: &str, name: &str) -> Option<&'static Key> {
+        KEYS.iter().find(|k| k.section == section && k.name == name)
+    }
+}
+
+/// The Rust type a flag parses into, and the value it gives the layers.
+trait FlagValue {
+    const KIND: ValueKind;
+    fn value(&self) -> toml::Value;
+}
+
+impl FlagValue for String {
+    const KIND: ValueKind = ValueKind::Text;
+    fn value(&self) -> toml::Value {
+        toml::Value::String(self.clone())
+    }
+}
+
+impl FlagValue for f64 {
+    const KIND: ValueKind = ValueKind::Number;
+    fn value(&self) -> toml::Value {
+        toml::Value::Float(*self)
+    }
+}
+
+impl FlagValue for u32 {
+    const KIND: ValueKind = ValueKind::Count;
+    fn value(&self) -> toml::Value {
+        toml::Value::Integer(i64::from(*self))
+    }
+}
+
+/// Defines the keys: `[section] name: Type = "flag";`, each with its help.
+macro_rules! keys {
+    ($( $(#[$help:meta])* [$section:ident] $name:ident: $ty:ty = $flag:literal; )*) => {
+        /// Every key, in the order of the example configuration.
+        pub const KEYS: &[Key] = &[$(Key {
+            section: stringify!($section),
+            name: stringify!($name),
+            kind: <$ty as FlagValue>::KIND,
+            flag: $flag,
+        },)*];
+
+        /// Every key as a command-line flag (`tutti listen --help`).
+        #[derive(Debug, Default, Clone, clap::Args)]
+        pub struct Flags {
+            $(
+                $(#[$help])*
+                #[arg(long = $flag, allow_negative_numbers = true)]
+                pub $name: Option<$ty>,
+            )*
+        }
+
+        impl Flags {
+            /// The flags given, each with its key and value.
+            pub fn given(&self) -> Vec<(&'static Key, toml::Value)> {
+                let mut given = Vec::new();
+                $(
+                    if let Some(v) = &self.$name {
+                        let key = Key::find(stringify!($section), stringify!($name))
+                            .expect("every flag is a key");
+                        given.push((key, v.value()));
+                    }
+                )*
+                given
+            }
+        }
+    };
+}
+
+keys! {
+    /// Capture device (name, id or index from `tutti devices`, or
+    /// "default"), or a WAV file to play through the pipeline.
+    [input] device: String = "input";
+    /// "mix" or a channel number from 1.
+    [input] channel: String = "channel";
+    /// Open the device at this rate in Hz (0: its own).
+    [input] sample_rate: u32 = "sample-rate";
+    /// Frames per capture period (0: the device's).
+    [input] period_frames: u32 = "period-frames";
+    /// Model sidecar (.json) (default: the installed model).
+    [analysis] model: String = "model";
+    /// Seconds between windows (default 0.5).
+    [analysis] hop: f64 = "hop";
+    /// Seconds an instrument stays ON without support (default 1.5).
+    [analysis] hold: f64 = "hold";
+    /// How far under its threshold a score still supports an ON
+    /// instrument (default 0.05).
+    [analysis] margin: f64 = "margin";
+    /// Broker URL, mqtt://host[:port] or mqtts://host[:port] (default: the
+    /// embedded broker on 127.0.0.1).
+    [mqtt] broker: String = "broker";
+    /// This device's id in topics and in Home Assistant (default: the host
+    /// name).
+    [mqtt] device_id: String = "device-id";
+    /// Topics start with this (default: tutti/<device_id>).
+    [mqtt] topic_prefix: String = "topic-prefix";
+    /// MQTT user name.
+    [mqtt] username: String = "username";
+    /// File holding the MQTT password (or set TUTTI_MQTT_PASSWORD).
+    [mqtt] password_file: String = "password-file";
+    /// CA certificate (PEM) to trust for mqtts:// (default: the system's).
+    [mqtt] ca_file: String = "ca-file";
+    /// Client certificate (PEM), for brokers that ask for one.
+    [mqtt] client_cert: String = "client-cert";
+    /// The client certificate's private key (PEM).
+    [mqtt] client_key: String = "client-key";
+    /// Home Assistant discovery prefix; empty turns discovery off (default
+    /// homeassistant).
+    [mqtt] discovery_prefix: String = "discovery-prefix";
+    /// Port of the embedded broker on 127.0.0.1 (default 1883).
+    [mqtt] embedded_port: u32 = "embedded-port";
+    /// Where the outbox lives (default: systemd's state directory, else
+    /// /var/lib/tutti for root, else ~/.local/state/tutti).
+    [state] directory: String = "state-dir";
+    /// Most disk space waiting detections may take, in MB (default 64).
+    [state] outbox_mb: u32 = "outbox-mb";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_unique_in_every_layer() {
+        for (i, a) in KEYS.iter().enumerate() {
+            for b in &KEYS[i + 1..] {
+                assert_ne!(a.dotted(), b.dotted());
+                assert_ne!(a.env_var(), b.env_var());
+                assert_ne!(a.flag, b.flag);
+            }
+        }
+        assert_eq!(
+            Key::find("mqtt", "device_id").map(Key::env_var).as_deref(),
+            Some("TUTTI_MQTT_DEVICE_ID")
+        );
+    }
+
+    #[test]
+    fn flags_are_typed_and_given_with_their_keys() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            flags: Flags,
+        }
+        let cli = Cli::try_parse_from([
+            "t",
+            "--hop",
+            "0.25",
+            "--state-dir",
+            "/s",
+            "--outbox-mb",
+            "5",
+        ])
+        .unwrap();
+        let given: Vec<(String, toml::Value)> = cli
+            .flags
+            .given()
+            .into_iter()
+            .map(|(k, v)| (k.dotted(), v))
+            .collect();
+        assert_eq!(
+            given,
+            [
+                ("analysis.hop".to_string(), toml::Value::Float(0.25)),
+                (
+                    "state.directory".to_string(),
+                    toml::Value::String("/s".into())
+                ),
+                ("state.outbox_mb".to_string(), toml::Value::Integer(5)),
+            ]
+        );
+        assert!(Cli::try_parse_from(["t", "--hop", "fast"]).is_err());
+        assert!(Cli::try_parse_from(["t", "--sample-rate", "-5"]).is_err());
+    }
+}
