@@ -2,8 +2,7 @@
 //! configured, so that a fresh machine works with nothing installed. It
 //! listens on 127.0.0.1 only.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::time::{Duration, Instant};
+use std::net::{SocketAddr, TcpListener};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -13,7 +12,9 @@ pub enum BrokerError {
 
 /// What happened when the embedded broker was asked for.
 pub enum Embedded {
-    /// tutti's own broker runs on the address.
+    /// tutti's own broker runs on the address (never, in a build without
+    /// the `embedded-broker` feature).
+    #[cfg_attr(not(feature = "embedded-broker"), allow(dead_code))]
     Started,
     /// Something already listens there (often a local mosquitto): tutti
     /// publishes to it instead.
@@ -26,6 +27,8 @@ pub enum Embedded {
 pub fn start(port: u16) -> Result<Embedded, BrokerError> {
     use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
     use std::collections::HashMap;
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let err = |reason: String| BrokerError::Start { addr, reason };
     match TcpListener::bind(addr) {

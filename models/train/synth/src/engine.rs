@@ -82,14 +82,23 @@ impl Colour {
     }
 }
 
+/// A synthesiser that refused what it was sent.
+#[derive(Debug, thiserror::Error)]
+#[error("{font}: oxisynth refused {what}: {reason}")]
+pub struct EngineError {
+    font: String,
+    what: String,
+    reason: String,
+}
+
 /// What `render` needs of a synthesiser.
 pub trait Engine {
     /// Silences it and sets every controller back, ready for a clip.
-    fn reset(&mut self);
-    fn program(&mut self, channel: i32, program: u8);
-    fn style(&mut self, channel: i32, style: &Style);
-    fn note_on(&mut self, channel: i32, key: i32, velocity: i32);
-    fn note_off(&mut self, channel: i32, key: i32);
+    fn reset(&mut self) -> Result<(), EngineError>;
+    fn program(&mut self, channel: i32, program: u8) -> Result<(), EngineError>;
+    fn style(&mut self, channel: i32, style: &Style) -> Result<(), EngineError>;
+    fn note_on(&mut self, channel: i32, key: i32, velocity: i32) -> Result<(), EngineError>;
+    fn note_off(&mut self, channel: i32, key: i32) -> Result<(), EngineError>;
     fn render(&mut self, left: &mut [f32], right: &mut [f32]);
 }
 
@@ -107,27 +116,33 @@ pub fn rustysynth(path: &Path) -> Result<Synthesizer> {
         .map_err(|e| anyhow::anyhow!("{}: cannot start synthesizer: {e:?}", path.display()))
 }
 
+/// rustysynth takes every message; those out of range it ignores.
 impl Engine for Synthesizer {
-    fn reset(&mut self) {
+    fn reset(&mut self) -> Result<(), EngineError> {
         Synthesizer::reset(self);
+        Ok(())
     }
 
-    fn program(&mut self, channel: i32, program: u8) {
+    fn program(&mut self, channel: i32, program: u8) -> Result<(), EngineError> {
         self.process_midi_message(channel, 0xC0, i32::from(program) - 1, 0);
+        Ok(())
     }
 
-    fn style(&mut self, channel: i32, style: &Style) {
+    fn style(&mut self, channel: i32, style: &Style) -> Result<(), EngineError> {
         self.process_midi_message(channel, 0xE0, style.bend & 0x7f, style.bend >> 7);
         self.process_midi_message(channel, 0xB0, 1, style.modulation);
         self.process_midi_message(channel, 0xB0, 11, style.expression);
+        Ok(())
     }
 
-    fn note_on(&mut self, channel: i32, key: i32, velocity: i32) {
+    fn note_on(&mut self, channel: i32, key: i32, velocity: i32) -> Result<(), EngineError> {
         Synthesizer::note_on(self, channel, key, velocity);
+        Ok(())
     }
 
-    fn note_off(&mut self, channel: i32, key: i32) {
+    fn note_off(&mut self, channel: i32, key: i32) -> Result<(), EngineError> {
         Synthesizer::note_off(self, channel, key);
+        Ok(())
     }
 
     fn render(&mut self, left: &mut [f32], right: &mut [f32]) {
@@ -183,17 +198,49 @@ impl Fluid {
         self.colours = colours;
     }
 
-    fn send(&mut self, event: MidiEvent) {
+    fn send(&mut self, event: MidiEvent) -> Result<(), EngineError> {
+        let what = describe(&event);
         let sent = self.synth.send_event(event);
-        self.expect(sent);
+        self.refused(sent, what)
     }
 
     /// Every value sent is in range by construction (channels below 16,
-    /// keys and velocities below 128); a refusal is a bug here.
-    fn expect(&self, result: std::result::Result<(), oxisynth::OxiError>) {
-        if let Err(e) = result {
-            panic!("{}: oxisynth refused an event: {e:?}", self.path);
+    /// keys and velocities below 128), so a refusal names the font and
+    /// the event for the bug report.
+    fn refused(
+        &self,
+        result: std::result::Result<(), oxisynth::OxiError>,
+        what: String,
+    ) -> Result<(), EngineError> {
+        result.map_err(|e| EngineError {
+            font: self.path.clone(),
+            what,
+            reason: format!("{e:?}"),
+        })
+    }
+}
+
+/// An event as an error message names it.
+fn describe(event: &MidiEvent) -> String {
+    match *event {
+        MidiEvent::NoteOn { channel, key, vel } => {
+            format!("note on {key} at velocity {vel} on channel {channel}")
         }
+        MidiEvent::NoteOff { channel, key } => format!("note off {key} on channel {channel}"),
+        MidiEvent::ProgramChange {
+            channel,
+            program_id,
+        } => format!("program {program_id} on channel {channel}"),
+        MidiEvent::ControlChange {
+            channel,
+            ctrl,
+            value,
+        } => format!("controller {ctrl} = {value} on channel {channel}"),
+        MidiEvent::PitchBend { channel, value } => {
+            format!("pitch bend {value} on channel {channel}")
+        }
+        MidiEvent::SystemReset => "a system reset".into(),
+        _ => "an event".into(),
     }
 }
 
@@ -212,68 +259,71 @@ impl Engine for Fluid {
     /// and renders the same whatever came before it. Then a MIDI system
     /// reset (voices, controllers, generator offsets, the chorus and reverb
     /// lines), and the next clip's colours.
-    fn reset(&mut self) {
+    fn reset(&mut self) -> Result<(), EngineError> {
         let rest = (BLOCK - self.phase) % BLOCK;
         let mut scratch = [0.0f32; 2 * BLOCK];
         self.synth.write(&mut scratch[..2 * rest]);
         self.phase = 0;
-        self.send(MidiEvent::SystemReset);
+        self.send(MidiEvent::SystemReset)?;
         self.synth
             .set_interpolation_method(None, self.interpolation);
-        for (channel, c) in self.colours.clone().into_iter().enumerate() {
+        for channel in 0..self.colours.len() {
+            let c = self.colours[channel];
             for (generator, value) in [
                 (GeneratorType::FilterFc, c.cutoff_cents),
                 (GeneratorType::VolEnvAttack, c.attack_timecents),
                 (GeneratorType::VolEnvRelease, c.release_timecents),
             ] {
                 let set = self.synth.set_gen(channel, generator, value);
-                self.expect(set);
+                self.refused(set, format!("{generator:?} = {value} on channel {channel}"))?;
             }
             for (ctrl, value) in [(93, c.chorus), (91, c.reverb)] {
                 self.send(MidiEvent::ControlChange {
                     channel: channel as u8,
                     ctrl,
                     value,
-                });
+                })?;
             }
         }
+        Ok(())
     }
 
-    fn program(&mut self, channel: i32, program: u8) {
+    fn program(&mut self, channel: i32, program: u8) -> Result<(), EngineError> {
         self.send(MidiEvent::ProgramChange {
             channel: channel as u8,
             program_id: program - 1,
-        });
+        })
     }
 
-    fn style(&mut self, channel: i32, style: &Style) {
+    fn style(&mut self, channel: i32, style: &Style) -> Result<(), EngineError> {
         let channel = channel as u8;
         self.send(MidiEvent::PitchBend {
             channel,
             value: style.bend as u16,
-        });
+        })?;
         for (ctrl, value) in [(1, style.modulation), (11, style.expression)] {
             self.send(MidiEvent::ControlChange {
                 channel,
                 ctrl,
                 value: value as u8,
-            });
+            })?;
         }
+        Ok(())
     }
 
-    fn note_on(&mut self, channel: i32, key: i32, velocity: i32) {
+    fn note_on(&mut self, channel: i32, key: i32, velocity: i32) -> Result<(), EngineError> {
         self.send(MidiEvent::NoteOn {
             channel: channel as u8,
             key: key as u8,
             vel: velocity as u8,
-        });
+        })
     }
 
-    fn note_off(&mut self, channel: i32, key: i32) {
+    fn note_off(&mut self, channel: i32, key: i32) -> Result<(), EngineError> {
         self.send(MidiEvent::NoteOff {
             channel: channel as u8,
             key: key as u8,
-        });
+        })
     }
 
     fn render(&mut self, left: &mut [f32], right: &mut [f32]) {
@@ -284,19 +334,20 @@ impl Engine for Fluid {
 
 /// Plays `events` through `synth` from silence (`reset` first): each
 /// part's program (and style, when given), then every note on time to the
-/// sample. Returns the mono mix of `seconds` seconds.
+/// sample. Returns the mono mix of `seconds` seconds, or the engine's
+/// refusal of an event.
 pub fn render(
     synth: &mut dyn Engine,
     seconds: f64,
     parts: &[(i32, u8)],
     styles: Option<&[Style]>,
     events: &mut [Event],
-) -> Vec<f32> {
-    synth.reset();
+) -> Result<Vec<f32>, EngineError> {
+    synth.reset()?;
     for (i, &(channel, program)) in parts.iter().enumerate() {
-        synth.program(channel, program);
+        synth.program(channel, program)?;
         if let Some(style) = styles.and_then(|s| s.get(i)) {
-            synth.style(channel, style);
+            synth.style(channel, style)?;
         }
     }
     events.sort_by(|a, b| a.time.total_cmp(&b.time).then(a.velocity.cmp(&b.velocity)));
@@ -308,9 +359,9 @@ pub fn render(
         while next < events.len() && (events[next].time * f64::from(RATE)) as usize <= pos {
             let e = &events[next];
             if e.velocity > 0 {
-                synth.note_on(e.channel, e.key, e.velocity);
+                synth.note_on(e.channel, e.key, e.velocity)?;
             } else {
-                synth.note_off(e.channel, e.key);
+                synth.note_off(e.channel, e.key)?;
             }
             next += 1;
         }
@@ -320,10 +371,11 @@ pub fn render(
         synth.render(&mut left[pos..until], &mut right[pos..until]);
         pos = until;
     }
-    left.iter()
+    Ok(left
+        .iter()
         .zip(&right)
         .map(|(l, r)| 0.5 * (l + r))
-        .collect()
+        .collect())
 }
 
 #[cfg(test)]
@@ -349,7 +401,7 @@ mod tests {
                 velocity: 0,
             },
         ];
-        render(synth, 2.0, &[(0, 41)], None, &mut events)
+        render(synth, 2.0, &[(0, 41)], None, &mut events).unwrap()
     }
 
     /// Spectral centroid in Hz, by a direct DFT of the first second
@@ -384,6 +436,19 @@ mod tests {
             chorus: 0,
             reverb: 0,
         }
+    }
+
+    #[test]
+    fn a_refused_event_is_an_error_naming_the_font_and_the_event() {
+        let mut fluid = Fluid::load(Path::new(FONT)).unwrap();
+        // MIDI has 16 channels: oxisynth refuses the 21st.
+        let e = fluid.note_on(20, 60, 100).unwrap_err().to_string();
+        assert!(
+            e.contains(FONT) && e.contains("note on 60") && e.contains("channel 20"),
+            "{e}"
+        );
+        // And renders on afterwards.
+        assert!(fluid.note_on(0, 60, 100).is_ok());
     }
 
     #[test]

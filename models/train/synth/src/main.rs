@@ -223,7 +223,7 @@ fn render_score_clip(
     voices: &[score::Voice],
     seconds: f64,
     styles: Option<&[Style]>,
-) -> (Vec<f32>, Vec<Note>) {
+) -> Result<(Vec<f32>, Vec<Note>)> {
     let (mut notes, mut events, mut parts) = (vec![], vec![], vec![]);
     for (ch, v) in voices.iter().enumerate() {
         let channel = ch as i32;
@@ -245,10 +245,10 @@ fn render_score_clip(
             play(note, channel, velocity, &mut events, &mut notes);
         }
     }
-    let mut audio = render(synth, seconds, &parts, styles, &mut events);
+    let mut audio = render(synth, seconds, &parts, styles, &mut events)?;
     normalise(rng, &mut audio);
     notes.sort_by(|a, b| a.start.total_cmp(&b.start));
-    (audio, notes)
+    Ok((audio, notes))
 }
 
 /// Composes the parts of `chosen` instruments and renders them, peak
@@ -260,16 +260,16 @@ fn render_clip(
     seconds: f64,
     whole: bool,
     styles: Option<&[Style]>,
-) -> (Vec<f32>, Vec<Note>) {
+) -> Result<(Vec<f32>, Vec<Note>)> {
     let (mut notes, mut events, mut parts) = (vec![], vec![], vec![]);
     for (ch, &k) in chosen.iter().enumerate() {
         compose(rng, k, ch as i32, seconds, whole, &mut notes, &mut events);
         parts.push((ch as i32, INSTRUMENTS[k].program));
     }
-    let mut audio = render(synth, seconds, &parts, styles, &mut events);
+    let mut audio = render(synth, seconds, &parts, styles, &mut events)?;
     normalise(rng, &mut audio);
     notes.sort_by(|a, b| a.start.total_cmp(&b.start));
-    (audio, notes)
+    Ok((audio, notes))
 }
 
 /// The notes of a clip after `augment::apply`: times scaled by its speed
@@ -358,7 +358,7 @@ fn main() -> Result<()> {
             .collect::<Result<Vec<_>>>()?;
         let mut synth = engine::rustysynth(&args.soundfonts[0])?;
         let mut rng = StdRng::seed_from_u64(args.seed);
-        let (audio, notes) = render_clip(&mut rng, &mut synth, &chosen, args.seconds, true, None);
+        let (audio, notes) = render_clip(&mut rng, &mut synth, &chosen, args.seconds, true, None)?;
         write_clip(example, &example.with_extension("csv"), &audio, notes)?;
         eprintln!("wrote {}", example.display());
         return Ok(());
@@ -473,7 +473,7 @@ fn main() -> Result<()> {
                         &voices,
                         args.seconds,
                         styles.as_deref(),
-                    );
+                    )?;
                     let split = if held_out[p] { "test" } else { "train" };
                     (chosen, clip, split, pieces[p].name.as_str())
                 }
@@ -493,7 +493,7 @@ fn main() -> Result<()> {
                         args.seconds,
                         false,
                         styles.as_deref(),
-                    );
+                    )?;
                     let split = if rng.random_bool(args.test_fraction) {
                         "test"
                     } else {
