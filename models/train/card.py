@@ -154,9 +154,9 @@ def goals(sidecar, costs=None):
                   f"{c['multiply_adds'] / 1e6:.1f} M multiply-adds per window (≤ 30 M), {c['parameters']} parameters "
                   "(≤ 1 M). Time per window, real time per core for `tutti analyze` and the share of a core "
                   "`tutti listen` takes are measured by `bench/costs.py` (the cost rows above, when it measured this "
-                  "model) and in the project README's *Benchmarks*."]
+                  "model) and in the project's docs/benchmarks.md."]
     lines += ["", "What was measured on the way (feature sets, PCA, rooms, score excerpts, augmentations): the "
-              "Retraining section of the project README; the seed study's experiments (PCA, seven model "
+              "project's docs/training.md and docs/studies.md; the seed study's experiments (PCA, seven model "
               "families, window lengths, a hyper-parameter search) redone on this data: [REPORT.md](REPORT.md)."]
     return lines
 

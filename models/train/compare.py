@@ -94,7 +94,7 @@ def main():
     ap.add_argument("--min-samples-leaf", type=int, default=1)
     ap.add_argument("--max-features", type=max_features, default="sqrt")
     ap.add_argument("--forest-input", choices=sorted(FOREST_INPUTS), default="pca",
-                    help="what the forest reads (train.py's --forest-input); the README's tables above the "
+                    help="what the forest reads (train.py's --forest-input); docs/studies.md's tables before the "
                          "recipe's change to `both` were measured with `pca`")
     ap.add_argument("--validation", type=float, default=0.2)
     ap.add_argument("--seed", type=int, default=0)

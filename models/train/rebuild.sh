@@ -32,7 +32,7 @@
 #   FLUID (fraction of clips rendered by the second engine, oxisynth, each
 #     part with its own brightness, attack, release and effect sends,
 #     tutti-synth --fluid; default 0.5: models/train/lofo_across.py measured
-#     it, see the README)
+#     it, see docs/studies.md)
 #   TONEJS (1 adds the fourth family, ToneJS; default 0: not yet shipped)
 #   UNHEARD_CLIPS (ToneJS clips rendered to score every model on real
 #     instruments none trained on, when TONEJS=0; 1000)

@@ -444,7 +444,7 @@ def main():
         *model_lines,
         "",
         "Times are scikit-learn's in Python on this machine; tutti's daemon runs the forest in tract with its "
-        "own tree evaluator, which the README's benchmarks measure. k-NN keeps every fit window and searches "
+        "own tree evaluator, which the project's docs/benchmarks.md measures. k-NN keeps every fit window and searches "
         "them per call; the forest is the one of these the design can ship (one ONNX file, no training data "
         "on the device).",
         "",

@@ -5,7 +5,7 @@ StandardScaler -> PCA -> multi-label RandomForest, as the seed study did,
 except that by default (`--forest-input both`) the forest reads the scaled
 features beside their PCA components: PCA keeps the directions of largest
 variance, not the ones that tell instruments apart, and a rotation spoils the
-axis-aligned splits a forest makes (see the README's comparison).
+axis-aligned splits a forest makes (see docs/studies.md's comparison).
 Writes one ONNX file holding all of it (standard operators plus a single
 multi-label TreeEnsembleClassifier, which tutti runs with its own evaluator
 inside tract), the JSON sidecar, and a parity fixture (feature rows with
