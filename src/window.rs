@@ -335,6 +335,7 @@ impl Windower {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::features::SetShape;
     use std::ops::Range;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
@@ -343,25 +344,30 @@ mod tests {
     /// valid range, a window reports its first frame's centre sample, its
     /// frame count, and the valid range of its first and last frames.
     struct Probe {
-        names: Vec<String>,
+        shape: SetShape,
         frames: Arc<AtomicUsize>,
     }
 
+    impl Probe {
+        fn new(frames: Arc<AtomicUsize>) -> Self {
+            Probe {
+                shape: SetShape {
+                    name: "probe",
+                    names: ["centre", "frames", "first_lo", "last_hi"]
+                        .map(String::from)
+                        .to_vec(),
+                    frame_len: 8,
+                    frame_hop: 4,
+                    record_len: 3,
+                },
+                frames,
+            }
+        }
+    }
+
     impl FeatureSet for Probe {
-        fn set_name(&self) -> &'static str {
-            "probe"
-        }
-        fn feature_names(&self) -> &[String] {
-            &self.names
-        }
-        fn frame_len(&self) -> usize {
-            8
-        }
-        fn frame_hop(&self) -> usize {
-            4
-        }
-        fn record_len(&self) -> usize {
-            3
+        fn shape(&self) -> &SetShape {
+            &self.shape
         }
         fn analyse_frame(&mut self, frame: &[f32], valid: Range<usize>, record: &mut [f32]) {
             self.frames.fetch_add(1, Ordering::Relaxed);
@@ -377,12 +383,7 @@ mod tests {
         let spec = WindowSpec::from_seconds(10, 2.0, 0.5).unwrap();
         assert_eq!((spec.length, spec.hop), (20, 5));
         let frames = Arc::new(AtomicUsize::new(0));
-        let probe = Probe {
-            names: ["centre", "frames", "first_lo", "last_hi"]
-                .map(String::from)
-                .to_vec(),
-            frames: frames.clone(),
-        };
+        let probe = Probe::new(frames.clone());
         let mut w = Windower::new(spec, Box::new(probe));
         let mut got = vec![];
         let mut keep = |info, f: &[f32]| -> Result<(), ()> {
@@ -420,10 +421,7 @@ mod tests {
     #[test]
     fn samples_missing_is_exactly_what_the_next_window_waits_for() {
         let spec = WindowSpec::from_seconds(10, 2.0, 0.5).unwrap();
-        let probe = Probe {
-            names: ["a", "b", "c", "d"].map(String::from).to_vec(),
-            frames: Arc::new(AtomicUsize::new(0)),
-        };
+        let probe = Probe::new(Arc::new(AtomicUsize::new(0)));
         let mut w = Windower::new(spec, Box::new(probe));
         let infos = std::cell::RefCell::new(vec![]);
         let mut keep = |info: WindowInfo, _: &[f32]| -> Result<(), ()> {

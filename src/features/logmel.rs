@@ -11,7 +11,7 @@
 //! with the floor, so a model never reads past what it was trained on.
 
 use super::frame::{db_floor, FrameAnalyser};
-use super::FeatureSet;
+use super::{FeatureSet, SetShape};
 use std::ops::Range;
 
 pub const NAME: &str = "logmel128";
@@ -25,7 +25,7 @@ const TOP_DB: f32 = 80.0;
 const LEN: usize = FRAMES * N_MELS;
 
 pub struct LogMel {
-    names: Vec<String>,
+    shape: SetShape,
     frame: FrameAnalyser,
 }
 
@@ -41,31 +41,21 @@ impl LogMel {
             .flat_map(|t| (0..N_MELS).map(move |m| format!("t{t}_mel{m}")))
             .collect();
         LogMel {
-            names,
+            shape: SetShape {
+                name: NAME,
+                names,
+                frame_len: N_FFT,
+                frame_hop: HOP,
+                record_len: N_MELS,
+            },
             frame: FrameAnalyser::new(SAMPLE_RATE, N_FFT, N_MELS),
         }
     }
 }
 
 impl FeatureSet for LogMel {
-    fn set_name(&self) -> &'static str {
-        NAME
-    }
-
-    fn feature_names(&self) -> &[String] {
-        &self.names
-    }
-
-    fn frame_len(&self) -> usize {
-        N_FFT
-    }
-
-    fn frame_hop(&self) -> usize {
-        HOP
-    }
-
-    fn record_len(&self) -> usize {
-        N_MELS
+    fn shape(&self) -> &SetShape {
+        &self.shape
     }
 
     fn analyse_frame(&mut self, frame: &[f32], valid: Range<usize>, record: &mut [f32]) {

@@ -37,23 +37,45 @@ pub enum FeatureError {
 /// A feature set: how to analyse one frame, and how to turn the frames of a
 /// window into `len()` numbers. Buffers are made at construction; neither
 /// step allocates.
-pub trait FeatureSet: Send {
+/// What a feature set is besides its arithmetic: its name, its features'
+/// names, and the frames it reads.
+#[derive(Debug, Clone)]
+pub struct SetShape {
     /// The set's stable name, as stored in model sidecars.
-    fn set_name(&self) -> &'static str;
+    pub name: &'static str,
     /// Names of the features, in output order.
-    fn feature_names(&self) -> &[String];
+    pub names: Vec<String>,
+    /// Samples per frame; frame `j` is centred on stream sample
+    /// `j * frame_hop`.
+    pub frame_len: usize,
+    pub frame_hop: usize,
+    /// Numbers kept per frame.
+    pub record_len: usize,
+}
+
+pub trait FeatureSet: Send {
+    fn shape(&self) -> &SetShape;
+    fn set_name(&self) -> &'static str {
+        self.shape().name
+    }
+    fn feature_names(&self) -> &[String] {
+        &self.shape().names
+    }
     fn len(&self) -> usize {
         self.feature_names().len()
     }
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// Samples per frame; frame `j` is centred on stream sample
-    /// `j * frame_hop()`.
-    fn frame_len(&self) -> usize;
-    fn frame_hop(&self) -> usize;
-    /// Numbers kept per frame.
-    fn record_len(&self) -> usize;
+    fn frame_len(&self) -> usize {
+        self.shape().frame_len
+    }
+    fn frame_hop(&self) -> usize {
+        self.shape().frame_hop
+    }
+    fn record_len(&self) -> usize {
+        self.shape().record_len
+    }
     /// Analyses one frame into `record` (of `record_len()`). `frame` holds
     /// `frame_len()` samples, zeros where the stream has none; `valid` is the
     /// part that lies inside the stream.

@@ -7,7 +7,7 @@
 
 use super::logmel::{self, LogMel};
 use super::timbre98::{self, Timbre98, MEL_DB, RECORD};
-use super::FeatureSet;
+use super::{FeatureSet, SetShape};
 use std::ops::Range;
 
 pub const NAME: &str = "timbre98+logmel128";
@@ -16,7 +16,7 @@ pub const SAMPLE_RATE: u32 = timbre98::SAMPLE_RATE;
 pub struct TimbreAndLogMel {
     timbre: Timbre98,
     logmel: LogMel,
-    names: Vec<String>,
+    shape: SetShape,
     /// The window's mel records gathered out of `timbre98`'s, grown to the
     /// longest window seen (once, for a stream's fixed window).
     mels: Vec<f32>,
@@ -39,34 +39,25 @@ impl TimbreAndLogMel {
             .chain(logmel.feature_names())
             .cloned()
             .collect();
+        let shape = SetShape {
+            name: NAME,
+            names,
+            frame_len: timbre.frame_len(),
+            frame_hop: timbre.frame_hop(),
+            record_len: RECORD,
+        };
         TimbreAndLogMel {
             timbre,
             logmel,
-            names,
+            shape,
             mels: Vec::with_capacity(logmel::FRAMES * logmel::N_MELS),
         }
     }
 }
 
 impl FeatureSet for TimbreAndLogMel {
-    fn set_name(&self) -> &'static str {
-        NAME
-    }
-
-    fn feature_names(&self) -> &[String] {
-        &self.names
-    }
-
-    fn frame_len(&self) -> usize {
-        self.timbre.frame_len()
-    }
-
-    fn frame_hop(&self) -> usize {
-        self.timbre.frame_hop()
-    }
-
-    fn record_len(&self) -> usize {
-        RECORD
+    fn shape(&self) -> &SetShape {
+        &self.shape
     }
 
     fn analyse_frame(&mut self, frame: &[f32], valid: Range<usize>, record: &mut [f32]) {

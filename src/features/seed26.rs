@@ -10,7 +10,7 @@
 
 use super::filters::dct_ortho;
 use super::frame::{db_floor, FrameAnalyser, N_CHROMA};
-use super::FeatureSet;
+use super::{FeatureSet, SetShape};
 use std::ops::Range;
 
 pub const NAME: &str = "seed26";
@@ -32,7 +32,7 @@ const MEL_DB: usize = 6;
 const RECORD: usize = MEL_DB + N_MELS;
 
 pub struct Seed26 {
-    names: Vec<String>,
+    shape: SetShape,
     frame: FrameAnalyser,
     dct: Vec<Vec<f32>>,
     /// Per-band sums of clipped dB over a window.
@@ -60,7 +60,13 @@ impl Seed26 {
         .collect();
         names.extend((1..=N_MFCC).map(|i| format!("mfcc{i}")));
         Seed26 {
-            names,
+            shape: SetShape {
+                name: NAME,
+                names,
+                frame_len: N_FFT,
+                frame_hop: HOP,
+                record_len: RECORD,
+            },
             frame: FrameAnalyser::new(SAMPLE_RATE, N_FFT, N_MELS),
             dct: dct_ortho(N_MFCC, N_MELS),
             band_sums: vec![0.0; N_MELS],
@@ -69,24 +75,8 @@ impl Seed26 {
 }
 
 impl FeatureSet for Seed26 {
-    fn set_name(&self) -> &'static str {
-        NAME
-    }
-
-    fn feature_names(&self) -> &[String] {
-        &self.names
-    }
-
-    fn frame_len(&self) -> usize {
-        N_FFT
-    }
-
-    fn frame_hop(&self) -> usize {
-        HOP
-    }
-
-    fn record_len(&self) -> usize {
-        RECORD
+    fn shape(&self) -> &SetShape {
+        &self.shape
     }
 
     fn analyse_frame(&mut self, frame: &[f32], valid: Range<usize>, record: &mut [f32]) {
@@ -102,7 +92,7 @@ impl FeatureSet for Seed26 {
     }
 
     fn summarise(&mut self, records: &[f32], out: &mut [f32]) {
-        assert_eq!(out.len(), self.names.len());
+        assert_eq!(out.len(), self.shape.names.len());
         let frames = records.len() / RECORD;
         let mut sums = [0.0f64; MEL_DB];
         for r in records.chunks_exact(RECORD) {

@@ -16,7 +16,7 @@
 
 use super::filters::dct_ortho;
 use super::frame::{db_floor, FrameAnalyser, DB_PER_NEPER, N_CHROMA};
-use super::FeatureSet;
+use super::{FeatureSet, SetShape};
 use std::ops::Range;
 
 pub const NAME: &str = "timbre98";
@@ -114,7 +114,7 @@ fn contrast_bands(freqs: &[f32]) -> Vec<ContrastBand> {
 }
 
 pub struct Timbre98 {
-    names: Vec<String>,
+    shape: SetShape,
     frame: FrameAnalyser,
     /// The MFCC's DCT, band by band (see `mfcc`).
     dct_by_band: Vec<[f64; N_MFCC]>,
@@ -154,7 +154,13 @@ impl Timbre98 {
         let bands = contrast_bands(&frame.freqs);
         let widest = bands.iter().map(|b| b.bins.len()).max().unwrap_or(0);
         Timbre98 {
-            names,
+            shape: SetShape {
+                name: NAME,
+                names,
+                frame_len: N_FFT,
+                frame_hop: HOP,
+                record_len: RECORD,
+            },
             frame,
             dct_by_band: by_band(&dct_ortho(N_MFCC, N_MELS)),
             bands,
@@ -243,24 +249,8 @@ fn delta(series: &[f32], out: &mut [f32]) {
 }
 
 impl FeatureSet for Timbre98 {
-    fn set_name(&self) -> &'static str {
-        NAME
-    }
-
-    fn feature_names(&self) -> &[String] {
-        &self.names
-    }
-
-    fn frame_len(&self) -> usize {
-        N_FFT
-    }
-
-    fn frame_hop(&self) -> usize {
-        HOP
-    }
-
-    fn record_len(&self) -> usize {
-        RECORD
+    fn shape(&self) -> &SetShape {
+        &self.shape
     }
 
     fn analyse_frame(&mut self, frame: &[f32], valid: Range<usize>, record: &mut [f32]) {
