@@ -189,6 +189,19 @@ enum Feed<'a> {
     Audio(&'a [i16]),
     /// Writes nothing for a while: the device stalls.
     Pause(Duration),
+    /// Takes the FIFO's name away, so the device cannot be opened again.
+    Unplug,
+    /// Closes the writing end (a blocked read of the FIFO ends); nothing
+    /// is written after it.
+    HangUp,
+}
+
+/// A [`Feed`] step as the feeder thread takes it.
+enum Step {
+    Write(Vec<u8>),
+    Pause(Duration),
+    Unplug,
+    HangUp,
 }
 
 /// The writing end of the FIFO that ALSA's file plugin reads. When tutti
@@ -270,11 +283,13 @@ fn capture_with_plan(
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let feeder = {
         let fifo = fifo.clone();
-        let steps: Vec<Result<Vec<u8>, Duration>> = plan
+        let steps: Vec<Step> = plan
             .iter()
             .map(|step| match step {
-                Feed::Audio(pcm) => Ok(device.bytes(pcm)),
-                Feed::Pause(d) => Err(*d),
+                Feed::Audio(pcm) => Step::Write(device.bytes(pcm)),
+                Feed::Pause(d) => Step::Pause(*d),
+                Feed::Unplug => Step::Unplug,
+                Feed::HangUp => Step::HangUp,
             })
             .collect();
         std::thread::spawn(move || {
@@ -287,10 +302,19 @@ fn capture_with_plan(
             };
             for step in steps {
                 let bytes = match step {
-                    Ok(bytes) => bytes,
-                    Err(pause) => {
+                    Step::Write(bytes) => bytes,
+                    Step::Pause(pause) => {
                         std::thread::sleep(pause);
                         continue;
+                    }
+                    Step::Unplug => {
+                        std::fs::remove_file(&pipe.path).unwrap();
+                        continue;
+                    }
+                    Step::HangUp => {
+                        pipe.file = None;
+                        let _ = pipe.done.recv_timeout(Duration::from_secs(60));
+                        return;
                     }
                 };
                 let start = Instant::now();
@@ -507,4 +531,38 @@ fn a_device_that_stops_delivering_is_reopened_and_windows_go_on() {
         "{log}"
     );
     assert!(live.len() >= 8);
+}
+
+#[test]
+fn a_stop_ends_the_backoff_while_the_device_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcm = stereo_pcm();
+    let three_seconds = &pcm[..2 * 3 * RATE as usize];
+    let period = PERIOD.to_string();
+    // 3 s of audio, then the device goes: after the 5 s stall limit tutti
+    // closes it (the read it waits in ends when the writer hangs up), and
+    // reopening fails, with backoff 0.5, 1, 2, 4, 8 s...
+    let plan = [
+        Feed::Audio(three_seconds),
+        Feed::Unplug,
+        Feed::Pause(Duration::from_secs(7)),
+        Feed::HangUp,
+    ];
+    let (_, log) = capture_with_plan(
+        dir.path(),
+        Device::FileF32,
+        &plan,
+        &["--period-frames", &period],
+        // SIGTERM while it waits the 8 s before its next try.
+        |_, log| log.contains("retrying in 8.0 s"),
+    );
+    assert!(log.contains("Cannot reopen the capture device"), "{log}");
+    // The stop wakes the supervisor out of its backoff: it does not sleep
+    // the wait out and try the device once more after being asked to stop.
+    let (_, after) = log.split_once("Stopping: asked to.").expect(&log);
+    assert!(
+        !after.contains("Cannot reopen"),
+        "a device retry after the stop:\n{log}"
+    );
+    assert!(after.contains("Stopped after"), "{log}");
 }
