@@ -398,7 +398,7 @@ fn features_cmd(
                 bar.inc(1)
             })?;
         bar.finish();
-        let metadata = read_metadata(&path.join("metadata.csv"))?;
+        let metadata = dataset::metadata(path);
         let meta = serde_json::json!({
             "feature_set": table.feature_set,
             "feature_names": table.feature_names,
@@ -447,26 +447,4 @@ fn features_cmd(
         },
     )?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Per-recording metadata from an optional `metadata.csv` (first column the
-/// id): a map id → {column: value}. Absent file → empty map.
-fn read_metadata(path: &Path) -> Result<serde_json::Value> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Ok(serde_json::json!({}));
-    };
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
-    let mut map = serde_json::Map::new();
-    for line in lines.filter(|l| !l.trim().is_empty()) {
-        let cols: Vec<&str> = line.split(',').collect();
-        let row: serde_json::Map<String, serde_json::Value> = header
-            .iter()
-            .zip(&cols)
-            .skip(1)
-            .map(|(h, v)| (h.to_string(), serde_json::Value::from(*v)))
-            .collect();
-        map.insert(cols[0].to_string(), row.into());
-    }
-    Ok(map.into())
 }

@@ -135,7 +135,7 @@ pub fn run(settings: Settings, model: Model, opts: RunOptions) -> Result<Summary
         let sink = Sink::start(
             &settings.mqtt,
             settings.mqtt.embedded_port,
-            labels.clone(),
+            labels,
             model_id,
             outbox,
         );

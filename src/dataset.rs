@@ -199,9 +199,50 @@ pub fn window_labels(
     out
 }
 
+/// Per-recording metadata from the dataset's optional `metadata.csv` (first
+/// column the id, as tutti-synth writes it): a map id → {column: value}.
+/// No file, an empty map.
+pub fn metadata(root: &Path) -> serde_json::Value {
+    let Ok(text) = std::fs::read_to_string(root.join("metadata.csv")) else {
+        return serde_json::json!({});
+    };
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let mut map = serde_json::Map::new();
+    for line in lines.filter(|l| !l.trim().is_empty()) {
+        let cols: Vec<&str> = line.split(',').collect();
+        let row: serde_json::Map<String, serde_json::Value> = header
+            .iter()
+            .zip(&cols)
+            .skip(1)
+            .map(|(h, v)| (h.to_string(), serde_json::Value::from(*v)))
+            .collect();
+        map.insert(cols[0].to_string(), row.into());
+    }
+    map.into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metadata_maps_each_recording_to_its_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(metadata(dir.path()), serde_json::json!({}));
+        std::fs::write(
+            dir.path().join("metadata.csv"),
+            "id,soundfont,engine\n1,FluidR3_GM,oxisynth\n\n2,TimGM6mb,rustysynth\n",
+        )
+        .unwrap();
+        assert_eq!(
+            metadata(dir.path()),
+            serde_json::json!({
+                "1": {"soundfont": "FluidR3_GM", "engine": "oxisynth"},
+                "2": {"soundfont": "TimGM6mb", "engine": "rustysynth"},
+            })
+        );
+    }
 
     fn note(start: f64, end: f64, instrument: usize) -> NoteSpan {
         NoteSpan {

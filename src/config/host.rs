@@ -57,3 +57,49 @@ pub fn hostname() -> String {
         .trim()
         .to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_directory_defaults_to_systemd_s_then_root_s_then_the_user_s() {
+        let env = |list: &'static [(&str, &str)]| {
+            move |name: &str| {
+                list.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let all = env(&[
+            ("STATE_DIRECTORY", "/var/lib/private/tutti"),
+            ("XDG_STATE_HOME", "/home/ana/.state"),
+            ("HOME", "/home/ana"),
+        ]);
+        assert_eq!(
+            default_state_dir(all, false).as_deref(),
+            Some("/var/lib/private/tutti")
+        );
+        let user = env(&[
+            ("XDG_STATE_HOME", "/home/ana/.state"),
+            ("HOME", "/home/ana"),
+        ]);
+        assert_eq!(default_state_dir(user, true), None);
+        assert_eq!(
+            default_state_dir(user, false).as_deref(),
+            Some("/home/ana/.state/tutti")
+        );
+        let home = env(&[("XDG_STATE_HOME", ""), ("HOME", "/home/ana")]);
+        assert_eq!(
+            default_state_dir(home, false).as_deref(),
+            Some("/home/ana/.local/state/tutti")
+        );
+    }
+
+    #[test]
+    fn the_host_name_comes_from_uname_as_the_kernel_has_it() {
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        assert_eq!(hostname(), kernel.trim());
+        assert!(!hostname().is_empty());
+    }
+}
