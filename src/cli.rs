@@ -77,6 +77,16 @@ enum Command {
     /// Listen: capture audio (or play a WAV file in real time) and publish
     /// the instruments playing to MQTT, every hop.
     Listen(ListenArgs),
+    /// Serve the HTTP API alone: POST a WAV file to /v1/predict and get
+    /// its detections (`--http` sets the address, `--model` the model).
+    Serve {
+        /// Configuration file (default: /etc/tutti/tutti.toml, if present).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Every setting of the configuration file, as a flag.
+        #[command(flatten)]
+        settings: config::Flags,
+    },
     /// List the audio capture devices, with their formats.
     Devices,
     /// Check the live daemon's configuration (the file, then TUTTI_*
@@ -165,6 +175,7 @@ pub fn main() -> ExitCode {
         ),
         Command::Config { config, settings } => config_cmd(config.as_deref(), &settings),
         Command::Listen(args) => listen(args),
+        Command::Serve { config, settings } => serve(config.as_deref(), &settings),
         Command::Devices => devices_cmd(),
     };
     match result {
@@ -329,6 +340,14 @@ fn listen(a: ListenArgs) -> Result<ExitCode> {
             print: a.json,
         },
     )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serve(path: Option<&Path>, flags: &config::Flags) -> Result<ExitCode> {
+    crate::service::init_logging();
+    let settings = config::load(path, flags)?;
+    let model = load_model(settings.model.clone())?;
+    crate::http::serve_alone(&settings, model)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -2,18 +2,19 @@
 //! WAV file) feeds the ring; the worker thread analyses windows; on a
 //! single-threaded tokio runtime each detection goes to its consumers: the
 //! MQTT sink, the log ("Cello started."), standard output with `--json`,
-//! and systemd, which hears READY after the first window and watchdog
-//! pings while audio flows.
+//! the HTTP API (when `http.listen` is set), and systemd, which hears READY
+//! after the first window and watchdog pings while audio flows.
 
 use crate::capture::{self, file::FileSource, CaptureError};
 use crate::config::{Broker, Input, Settings};
 use crate::detect::Detection;
+use crate::http::{HttpError, Live, Metrics, Predictor, Server};
 use crate::instruments::title;
 use crate::live::{Progress, Worker, WorkerError, WorkerEvent};
 use crate::model::Model;
 use crate::service;
 use crate::sink::broker::{self, BrokerError, Embedded};
-use crate::sink::mqtt::{MqttError, Sink, Summary};
+use crate::sink::mqtt::{MqttError, Sink, SinkStatus, Summary};
 use crate::sink::outbox::{Outbox, OutboxError};
 use crate::sink::payload;
 use crate::wait::Stop;
@@ -33,6 +34,8 @@ pub enum DaemonError {
     Broker(#[from] BrokerError),
     #[error(transparent)]
     Window(#[from] WindowError),
+    #[error(transparent)]
+    Http(#[from] HttpError),
     #[error("analysis stopped: {0}")]
     Worker(#[from] WorkerError),
     #[error("cannot start the {what}: {source}")]
@@ -100,14 +103,32 @@ pub fn run(settings: Settings, model: Model, opts: RunOptions) -> Result<Summary
     };
     let (out_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
     let progress = Arc::new(Progress::default());
-    let mut printer = opts.print.then(|| Printer {
-        labels: sidecar.labels.clone(),
-        device_id: settings.mqtt.device_id.clone(),
-        model_id: model.sidecar_sha256.clone(),
-    });
+    let mut printer = opts.print.then_some(Printer);
     let labels = sidecar.labels.clone();
     let model_id = model.sidecar_sha256.clone();
+    let hysteresis = settings.hysteresis;
     let model = Arc::new(model);
+    let sink_status = Arc::new(SinkStatus::default());
+    // The HTTP API's parts, when it is on; it is bound in the runtime.
+    let http = match settings.http.listen {
+        Some(_) => Some((
+            Arc::new(Live::new(
+                settings.input.to_string(),
+                progress.clone(),
+                sink_status.clone(),
+            )),
+            Arc::new(Metrics::install(
+                labels.iter().map(|l| l.name.clone()).collect(),
+            )?),
+            Arc::new(Predictor::new(
+                model.clone(),
+                hysteresis,
+                settings.hop_seconds,
+                settings.http.queue,
+            )),
+        )),
+        None => None,
+    };
     let worker = {
         let (progress, stop) = (progress.clone(), stop.clone());
         let w = Worker {
@@ -132,16 +153,40 @@ pub fn run(settings: Settings, model: Model, opts: RunOptions) -> Result<Summary
             source,
         })?;
     let (result, failure) = runtime.block_on(async {
+        let live = match &http {
+            Some((live, metrics, predictor)) => {
+                let server = Server::bind(
+                    &settings.http,
+                    predictor.clone(),
+                    Some(live.clone()),
+                    metrics.clone(),
+                    &settings.mqtt.device_id,
+                )
+                .await;
+                let server = match server {
+                    Ok(server) => server,
+                    Err(e) => return (Err(e.into()), None),
+                };
+                if let Some(addr) = server.local_addr() {
+                    log::info!("The HTTP API and live page listen on http://{addr}/.");
+                }
+                // It ends with the runtime, after the sink has closed.
+                tokio::spawn(server.run(std::future::pending()));
+                Some((live.clone(), metrics.clone()))
+            }
+            None => None,
+        };
         let sink = Sink::start(
             &settings.mqtt,
             settings.mqtt.embedded_port,
-            labels,
-            model_id,
+            labels.clone(),
+            model_id.clone(),
             outbox,
+            sink_status,
         );
         let sink = match sink {
             Ok(sink) => sink,
-            Err(e) => return (Err(e), None),
+            Err(e) => return (Err(e.into()), None),
         };
         if let Some(interval) = service::watchdog_interval() {
             tokio::spawn(service::watchdog(interval, progress.clone()));
@@ -169,9 +214,20 @@ pub fn run(settings: Settings, model: Model, opts: RunOptions) -> Result<Summary
                     service::notify_ready();
                 }
                 log_changes(&d);
-                if let Some(p) = &mut printer {
-                    if !p.print(&d) {
-                        printer = None;
+                if printer.is_some() || live.is_some() {
+                    let line = payload::detection(&d, &labels, &settings.mqtt.device_id, &model_id);
+                    let payload = payload::with_replayed(&line, false);
+                    if let Some(p) = &mut printer {
+                        if !p.print(&payload) {
+                            printer = None;
+                        }
+                    }
+                    if let Some((live, metrics)) = &live {
+                        if let Some(heard) = &d.heard {
+                            metrics.live_window(heard.latency);
+                        }
+                        let on = d.on_names(&labels).map(String::from).collect();
+                        live.publish(&d, &payload, on);
                     }
                 }
                 if to_sink.send(d).is_err() {
@@ -187,8 +243,8 @@ pub fn run(settings: Settings, model: Model, opts: RunOptions) -> Result<Summary
             failure = fan_out => Err(failure),
         };
         match first {
-            Ok(summary) => (summary, None),
-            Err(failure) => (sink.await, failure),
+            Ok(summary) => (summary.map_err(DaemonError::from), None),
+            Err(failure) => (sink.await.map_err(DaemonError::from), failure),
         }
     });
     service::notify_stopping();
@@ -222,20 +278,15 @@ fn log_changes(d: &Detection) {
 }
 
 /// `tutti listen --json`: each detection's MQTT payload on standard output.
-struct Printer {
-    labels: Vec<crate::model::LabelSpec>,
-    device_id: String,
-    model_id: String,
-}
+struct Printer;
 
 impl Printer {
-    /// Prints one line; false when standard output is gone.
-    fn print(&self, d: &Detection) -> bool {
+    /// Prints one payload as a line; false when standard output is gone.
+    fn print(&self, payload: &[u8]) -> bool {
         use std::io::Write;
-        let line = payload::detection(d, &self.labels, &self.device_id, &self.model_id);
         let mut out = std::io::stdout().lock();
         let printed = out
-            .write_all(&payload::with_replayed(&line, false))
+            .write_all(payload)
             .and_then(|()| out.write_all(b"\n"))
             .and_then(|()| out.flush());
         match printed {

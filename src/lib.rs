@@ -5,7 +5,7 @@
 //! (decode, downmix, resample) → `window` (sliding windows) →
 //! `features` (named feature sets) → `model` (ONNX run by tract) →
 //! `detect` (thresholds, labels, ON/OFF states) → `output` (table or
-//! JSON lines) or `sink` (MQTT). `live` runs the live stages in a
+//! JSON lines), `sink` (MQTT) or `http` (the API, live page and metrics). `live` runs the live stages in a
 //! worker thread and `daemon` wires them; `config` holds the daemon's
 //! settings, `service` its systemd integration and `wait` how its threads
 //! wait. `pipeline` drives a file through the stages for `analyze` and for
@@ -23,6 +23,7 @@ mod daemon;
 mod dataset;
 mod detect;
 mod features;
+mod http;
 mod instruments;
 mod live;
 mod model;
@@ -33,7 +34,7 @@ mod sink;
 mod wait;
 mod window;
 
-pub use audio::{AudioError, MonoStream};
+pub use audio::{AudioError, MonoStream, Resamplers};
 pub use capture::{ring, Format};
 pub use config::Channel;
 pub use dataset::{LABEL_HEADER, LABEL_RATE};

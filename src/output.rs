@@ -6,10 +6,12 @@ use crate::model::LabelSpec;
 use serde::Serialize;
 use std::io::{self, Write};
 
-/// One window as a JSON line of `tutti analyze --json`.
+/// One window as a JSON line of `tutti analyze --json`, and (without
+/// `file`) in the HTTP API's answers.
 #[derive(Serialize)]
-struct Line<'a> {
-    file: &'a str,
+pub struct WindowJson<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<&'a str>,
     start: f64,
     end: f64,
     padded: bool,
@@ -17,6 +19,21 @@ struct Line<'a> {
     scores: serde_json::Map<String, serde_json::Value>,
     /// The instruments the daemon would hold ON after this window.
     on: Vec<&'a str>,
+}
+
+impl<'a> WindowJson<'a> {
+    /// `d`, a window of `file` (if any) read with the model's `labels`.
+    pub fn new(file: Option<&'a str>, labels: &'a [LabelSpec], d: &'a Detection) -> Self {
+        WindowJson {
+            file,
+            start: round4(d.start as f32),
+            end: round4(d.end as f32),
+            padded: d.padded,
+            instruments: d.instrument_names(labels).collect(),
+            scores: d.score_map(labels),
+            on: d.on_names(labels).collect(),
+        }
+    }
 }
 
 pub enum Format {
@@ -44,16 +61,7 @@ impl<W: Write> Printer<W> {
         let (start, end) = (round4(d.start as f32), round4(d.end as f32));
         match self.format {
             Format::JsonLines => {
-                let line = Line {
-                    file,
-                    start,
-                    end,
-                    padded: d.padded,
-                    instruments: d.instrument_names(labels).collect(),
-                    scores: d.score_map(labels),
-                    on: d.on_names(labels).collect(),
-                };
-                serde_json::to_writer(&mut self.out, &line)?;
+                serde_json::to_writer(&mut self.out, &WindowJson::new(Some(file), labels, d))?;
                 writeln!(self.out)
             }
             Format::Table => {

@@ -93,6 +93,33 @@ pub fn for_each_window<E: From<AudioError> + Send>(
     Ok(count)
 }
 
+/// Streams `stream` through `windower` (reset first) on this thread, for
+/// audio already in memory (a request's clip); the windows and features
+/// are those [`for_each_window`] gives for the same file. Returns the
+/// number of windows.
+pub fn for_each_window_of<E: From<AudioError>>(
+    stream: &mut MonoStream,
+    windower: &mut Windower,
+    mut f: impl FnMut(WindowInfo, &[f32]) -> Result<(), E>,
+) -> Result<u64, E> {
+    windower.reset();
+    let mut count = 0;
+    let mut counted = |info: WindowInfo, feats: &[f32]| {
+        count += 1;
+        f(info, feats)
+    };
+    let mut block = Vec::with_capacity(1 << 15);
+    loop {
+        block.clear();
+        if !stream.read_into(&mut block)? {
+            break;
+        }
+        windower.push(&block, &mut counted)?;
+    }
+    windower.finish(&mut counted)?;
+    Ok(count)
+}
+
 /// Files with fewer windows than this are not worth splitting.
 const MIN_WINDOWS_TO_SPLIT: u64 = 256;
 

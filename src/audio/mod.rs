@@ -42,6 +42,35 @@ pub enum AudioError {
     },
 }
 
+/// Resamplers kept for reuse by streams of short clips: making one plans
+/// its FFTs, which costs about as much as resampling a 2-second clip.
+#[derive(Default)]
+pub struct Resamplers {
+    spare: std::sync::Mutex<Vec<Resampler>>,
+}
+
+/// Spare resamplers kept, at most.
+const SPARE_RESAMPLERS: usize = 16;
+
+impl Resamplers {
+    /// A spare resampler for `rates`, reset for the stream `path`.
+    fn take(&self, rates: (u32, u32), path: &Path) -> Option<Resampler> {
+        let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
+        let i = spare.iter().position(|r| r.rates() == rates)?;
+        let mut r = spare.swap_remove(i);
+        drop(spare);
+        r.reset(path);
+        Some(r)
+    }
+
+    fn put(&self, r: Resampler) {
+        let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
+        if spare.len() < SPARE_RESAMPLERS {
+            spare.push(r);
+        }
+    }
+}
+
 /// A mono stream of samples at a fixed rate, read block by block so that
 /// hour-long files never have to be held in memory.
 pub struct MonoStream {
@@ -57,9 +86,47 @@ const BLOCK_FRAMES: usize = 8192;
 impl MonoStream {
     /// Opens `path` and prepares conversion to mono at `target_rate` Hz.
     pub fn open(path: &Path, target_rate: u32) -> Result<Self, AudioError> {
-        let reader = WavReader::open(path)?;
+        Self::new(WavReader::open(path)?, path, target_rate)
+    }
+
+    /// As [`MonoStream::open`], for a WAV file held in memory; messages call
+    /// it `name`. A resampler for its rate is taken from `spare` if there is
+    /// one (give it back with [`MonoStream::recycle`]).
+    pub fn from_memory<B>(
+        name: &Path,
+        bytes: B,
+        target_rate: u32,
+        spare: &Resamplers,
+    ) -> Result<Self, AudioError>
+    where
+        B: AsRef<[u8]> + Clone + Send + 'static,
+    {
+        let reader = WavReader::from_memory(name, bytes)?;
+        let reused = spare.take((reader.sample_rate(), target_rate), name);
+        Self::with(reader, name, target_rate, reused)
+    }
+
+    /// Hands its resampler, if it has one, to `spare` for another stream.
+    pub fn recycle(self, spare: &Resamplers) {
+        if let Some(r) = self.resampler {
+            spare.put(r);
+        }
+    }
+
+    fn new(reader: WavReader, path: &Path, target_rate: u32) -> Result<Self, AudioError> {
+        Self::with(reader, path, target_rate, None)
+    }
+
+    fn with(
+        reader: WavReader,
+        path: &Path,
+        target_rate: u32,
+        reused: Option<Resampler>,
+    ) -> Result<Self, AudioError> {
         let resampler = if reader.sample_rate() == target_rate {
             None
+        } else if let Some(r) = reused {
+            Some(r)
         } else {
             Some(Resampler::new(
                 path,

@@ -61,7 +61,22 @@ impl Resampler {
         })
     }
 
-    /// Number of output samples that `in_total` input samples correspond to.
+    /// The rates it converts from and to.
+    pub fn rates(&self) -> (u32, u32) {
+        (self.from, self.to)
+    }
+
+    /// Makes it as new, for another stream named `path`: what it gives
+    /// then is what a fresh resampler would (its FFT plans are kept).
+    pub fn reset(&mut self, path: &Path) {
+        self.inner.reset();
+        self.path = path.to_path_buf();
+        self.pending.clear();
+        self.to_skip = self.inner.output_delay();
+        self.in_total = 0;
+        self.out_total = 0;
+    }
+
     /// Input frames per FFT chunk, and output frames each chunk gives.
     pub fn chunk_sizes(&self) -> (usize, usize) {
         (
@@ -172,5 +187,32 @@ fn gcd(a: usize, b: usize) -> usize {
         a
     } else {
         gcd(b, a % b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reset_resampler_gives_what_a_fresh_one_does() {
+        let input: Vec<f32> = (0..30_000)
+            .map(|i| ((i as f32) * 0.01).sin() * 0.5)
+            .collect();
+        let run = |r: &mut Resampler, input: &[f32]| {
+            let mut out = vec![];
+            for block in input.chunks(8192) {
+                r.process(block, false, &mut out).unwrap();
+            }
+            r.process(&[], true, &mut out).unwrap();
+            out
+        };
+        let path = Path::new("a.wav");
+        let mut used = Resampler::new(path, 44100, 22050, 8192).unwrap();
+        run(&mut used, &input[..12_345]);
+        used.reset(Path::new("b.wav"));
+        let mut fresh = Resampler::new(path, 44100, 22050, 8192).unwrap();
+        assert_eq!(run(&mut used, &input), run(&mut fresh, &input));
+        assert_eq!(used.path, Path::new("b.wav"));
     }
 }

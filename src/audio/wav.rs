@@ -34,11 +34,16 @@ impl Encoding {
     }
 }
 
+/// Where a WAV file's bytes come from: a file, or memory (a request body).
+trait Source: Read + Seek + Send {}
+impl<T: Read + Seek + Send> Source for T {}
+
 /// Streams a WAV file as mono `f32` frames in [-1, 1] (integer formats are
 /// scaled by 2^(bits-1), as libsndfile and librosa do).
 pub struct WavReader {
+    /// What messages call the file: its path, or a name for bytes in memory.
     path: PathBuf,
-    data: BufReader<File>,
+    data: BufReader<Box<dyn Source>>,
     encoding: Encoding,
     scale: f32,
     channels: u16,
@@ -52,7 +57,7 @@ pub struct WavReader {
 
 /// The `block_align` field of the file's `fmt ` chunk, which says how many
 /// bytes a frame takes (hound checks the header but does not expose it).
-fn block_align(file: &mut File) -> std::io::Result<Option<u16>> {
+fn block_align(file: &mut dyn Source) -> std::io::Result<Option<u16>> {
     let mut riff = [0u8; 12];
     file.read_exact(&mut riff)?;
     loop {
@@ -70,12 +75,34 @@ fn block_align(file: &mut File) -> std::io::Result<Option<u16>> {
 
 impl WavReader {
     pub fn open(path: &Path) -> Result<Self, AudioError> {
-        let open = || {
-            File::open(path).map_err(|source| AudioError::Open {
-                path: path.to_path_buf(),
-                source,
-            })
+        let open = || -> Result<Box<dyn Source>, AudioError> {
+            match File::open(path) {
+                Ok(file) => Ok(Box::new(file)),
+                Err(source) => Err(AudioError::Open {
+                    path: path.to_path_buf(),
+                    source,
+                }),
+            }
         };
+        Self::new(path, &open)
+    }
+
+    /// Reads a WAV file held in memory; messages call it `name`.
+    pub fn from_memory<B>(name: &Path, bytes: B) -> Result<Self, AudioError>
+    where
+        B: AsRef<[u8]> + Clone + Send + 'static,
+    {
+        Self::new(name, &|| {
+            Ok(Box::new(std::io::Cursor::new(bytes.clone())) as Box<dyn Source>)
+        })
+    }
+
+    /// Reads the header from one `open()`, and the frame size from
+    /// another (hound checks the header but does not expose it).
+    fn new(
+        path: &Path,
+        open: &dyn Fn() -> Result<Box<dyn Source>, AudioError>,
+    ) -> Result<Self, AudioError> {
         let reader = hound::WavReader::new(BufReader::new(open()?)).map_err(|e| match e {
             hound::Error::Unsupported => AudioError::Unsupported {
                 path: path.to_path_buf(),
@@ -98,7 +125,7 @@ impl WavReader {
             return Err(unsupported("sample rate is 0 Hz".into()));
         }
         // hound accepted the header, so its fmt chunk is there.
-        let align = block_align(&mut open()?)
+        let align = block_align(open()?.as_mut())
             .ok()
             .flatten()
             .unwrap_or(spec.bits_per_sample.div_ceil(8) * spec.channels);

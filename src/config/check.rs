@@ -3,7 +3,10 @@
 
 use super::host::device_id_from;
 use super::layers::Layers;
-use super::{Broker, Channel, ConfigError, Input, MqttSettings, Secret, Settings};
+use super::{
+    Broker, Channel, ConfigError, HttpSettings, Input, MqttSettings, Secret, Settings,
+    DEFAULT_HTTP_LISTEN,
+};
 use crate::detect::Hysteresis;
 use std::path::{Path, PathBuf};
 use toml::Value;
@@ -33,6 +36,70 @@ impl Layers {
                 .or(default_state.filter(|s| !s.is_empty()))
                 .map_or_else(|| PathBuf::from("/var/lib/tutti"), PathBuf::from),
             outbox_bytes: self.count("state", "outbox_mb").unwrap_or(64) as u64 * 1024 * 1024,
+            http: self.http()?,
+        })
+    }
+
+    fn http(&self) -> Result<HttpSettings, ConfigError> {
+        let listen = match self.raw_text("http", "listen") {
+            // Set but empty: off.
+            Some("") => None,
+            text => {
+                let text = text.unwrap_or(DEFAULT_HTTP_LISTEN);
+                Some(text.parse().map_err(|_| ConfigError::Invalid {
+                    key: "http.listen",
+                    value: format!("{text:?}"),
+                    reason: "use IP:PORT, e.g. 127.0.0.1:8080 or [::]:8080, or \"\" for off".into(),
+                })?)
+            }
+        };
+        let token = match (self.text("http", "token_file"), &self.token_from_env) {
+            (Some(file), _) => {
+                let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+                    path: PathBuf::from(file),
+                    source,
+                })?;
+                Some(check_token(
+                    "http.token_file",
+                    file,
+                    text.trim_end_matches(['\r', '\n']),
+                )?)
+            }
+            (None, Some(t)) => Some(check_token("TUTTI_HTTP_TOKEN", "(hidden)", t)?),
+            (None, None) => None,
+        };
+        if let Some(addr) = listen.filter(|a: &std::net::SocketAddr| !a.ip().is_loopback()) {
+            if token.is_none() {
+                return Err(ConfigError::Invalid {
+                    key: "http.listen",
+                    value: format!("\"{addr}\""),
+                    reason: "beyond loopback the API needs a bearer token: set \
+                             http.token_file or TUTTI_HTTP_TOKEN"
+                        .into(),
+                });
+            }
+        }
+        let max_body_mb = self.count("http", "max_body_mb").unwrap_or(32);
+        if !(1..=1024).contains(&max_body_mb) {
+            return Err(ConfigError::Invalid {
+                key: "http.max_body_mb",
+                value: max_body_mb.to_string(),
+                reason: "must be from 1 to 1024 MB".into(),
+            });
+        }
+        let queue = self.count("http", "queue").unwrap_or(100);
+        if queue > 10_000 {
+            return Err(ConfigError::Invalid {
+                key: "http.queue",
+                value: queue.to_string(),
+                reason: "must be from 0 to 10000".into(),
+            });
+        }
+        Ok(HttpSettings {
+            listen,
+            token,
+            max_body_bytes: max_body_mb as usize * 1024 * 1024,
+            queue: queue as usize,
         })
     }
 
@@ -187,6 +254,30 @@ impl Layers {
         }
         Ok(mqtt)
     }
+}
+
+/// Shortest bearer token accepted: 16 characters (`openssl rand -hex 16`
+/// makes 32).
+const MIN_TOKEN_LEN: usize = 16;
+
+/// A bearer token read from `origin` (shown as `shown`, never the token).
+fn check_token(key: &'static str, shown: &str, token: &str) -> Result<Secret, ConfigError> {
+    let bad = |reason: String| ConfigError::Invalid {
+        key,
+        value: shown.to_string(),
+        reason,
+    };
+    if token.chars().count() < MIN_TOKEN_LEN {
+        return Err(bad(format!(
+            "the token must have at least {MIN_TOKEN_LEN} characters (try `openssl rand -hex 16`)"
+        )));
+    }
+    if !token.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(bad(
+            "the token must be printable ASCII without spaces (it travels in a header)".into(),
+        ));
+    }
+    Ok(Secret(token.to_string()))
 }
 
 /// `analysis.hold` (and `tutti analyze --hold`): seconds, 0 or more.

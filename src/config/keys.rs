@@ -151,6 +151,16 @@ keys! {
     [state] directory: String = "state-dir";
     /// Most disk space waiting detections may take, in MB (default 64).
     [state] outbox_mb: u32 = "outbox-mb";
+    /// Address of the HTTP API and live page, IP:PORT (default
+    /// 127.0.0.1:8080; empty: off). Beyond loopback a token is required.
+    [http] listen: String = "http";
+    /// File holding the HTTP API's bearer token (or set TUTTI_HTTP_TOKEN).
+    [http] token_file: String = "http-token-file";
+    /// Largest clip `POST /v1/predict` accepts, in MB (default 32).
+    [http] max_body_mb: u32 = "max-body-mb";
+    /// Predictions that may wait for a free analysis thread; more are
+    /// answered 503 (default 100).
+    [http] queue: u32 = "http-queue";
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@ use toml::{Table, Value};
 
 /// The password may come from this variable instead of a file.
 const PASSWORD_VAR: &str = "TUTTI_MQTT_PASSWORD";
+/// The HTTP API's bearer token may come from this variable instead of a file.
+const TOKEN_VAR: &str = "TUTTI_HTTP_TOKEN";
 /// Kept for `tutti analyze`, which reads it too.
 const MODEL_VAR: &str = "TUTTI_MODEL";
 /// The log level, read by the logger rather than the settings.
@@ -23,6 +25,7 @@ fn known_keys() -> String {
 pub struct Layers {
     pub(super) merged: Table,
     pub(super) password_from_env: Option<String>,
+    pub(super) token_from_env: Option<String>,
 }
 
 impl Layers {
@@ -80,6 +83,10 @@ impl Layers {
                 self.password_from_env = Some(text);
                 continue;
             }
+            if name == TOKEN_VAR {
+                self.token_from_env = Some(text);
+                continue;
+            }
             if name == LOG_VAR {
                 continue;
             }
@@ -95,7 +102,7 @@ impl Layers {
                     known: KEYS
                         .iter()
                         .map(Key::env_var)
-                        .chain([PASSWORD_VAR, MODEL_VAR, LOG_VAR].map(String::from))
+                        .chain([PASSWORD_VAR, TOKEN_VAR, MODEL_VAR, LOG_VAR].map(String::from))
                         .collect::<Vec<_>>()
                         .join(", "),
                 });
@@ -160,6 +167,11 @@ impl Layers {
             .get(key)?
             .as_str()
             .filter(|s| !s.is_empty())
+    }
+
+    /// A text key as given, empty or not: `None` when no layer set it.
+    pub(super) fn raw_text(&self, section: &str, key: &str) -> Option<&str> {
+        self.merged.get(section)?.get(key)?.as_str()
     }
 
     pub(super) fn number(&self, section: &str, key: &str) -> Option<f64> {

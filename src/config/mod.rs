@@ -66,6 +66,18 @@ pub enum Input {
     File(PathBuf),
 }
 
+impl std::fmt::Display for Input {
+    /// The input as the log and the API name it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Input::Default => f.write_str("the default capture device"),
+            Input::Index(i) => write!(f, "capture device {i}"),
+            Input::Device(name) => write!(f, "capture device {name}"),
+            Input::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
 /// Which channel of the input is analysed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Channel {
@@ -120,6 +132,22 @@ pub struct MqttSettings {
     pub embedded_port: u16,
 }
 
+/// The HTTP API's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpSettings {
+    /// `None`: no HTTP API.
+    pub listen: Option<std::net::SocketAddr>,
+    /// The bearer token every request must carry; required beyond
+    /// loopback.
+    pub token: Option<Secret>,
+    pub max_body_bytes: usize,
+    /// Predictions that may wait for an analysis thread.
+    pub queue: usize,
+}
+
+/// The default address of the HTTP API.
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8080";
+
 /// The checked configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -136,6 +164,7 @@ pub struct Settings {
     pub mqtt: MqttSettings,
     pub state_dir: PathBuf,
     pub outbox_bytes: u64,
+    pub http: HttpSettings,
 }
 
 /// The settings `tutti listen` runs with: the file at `path` (else
@@ -183,6 +212,54 @@ mod tests {
         assert_eq!(s.mqtt.password, None);
         assert_eq!(s.state_dir, PathBuf::from("/var/lib/tutti"));
         assert_eq!(s.outbox_bytes, 64 << 20);
+        assert_eq!(s.http.listen, Some("127.0.0.1:8080".parse().unwrap()));
+        assert_eq!(s.http.token, None);
+        assert_eq!(s.http.max_body_bytes, 32 << 20);
+        assert_eq!(s.http.queue, 100);
+    }
+
+    #[test]
+    fn the_http_api_is_on_loopback_by_default_and_needs_a_token_beyond() {
+        let http = |list: &[(&str, &str)]| {
+            Layers::default()
+                .env(vars(list))
+                .and_then(|l| l.check("h", None))
+                .map(|s| s.http)
+        };
+        let default = http(&[]).unwrap();
+        assert_eq!(default.listen, Some("127.0.0.1:8080".parse().unwrap()));
+        assert_eq!(http(&[("TUTTI_HTTP_LISTEN", "")]).unwrap().listen, None);
+        let v6 = http(&[("TUTTI_HTTP_LISTEN", "[::1]:9000")]).unwrap();
+        assert_eq!(v6.listen, Some("[::1]:9000".parse().unwrap()));
+        let e = http(&[("TUTTI_HTTP_LISTEN", "0.0.0.0:8080")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("http.listen") && e.contains("0.0.0.0:8080") && e.contains("token"),
+            "{e}"
+        );
+        let e = http(&[("TUTTI_HTTP_LISTEN", "localhost")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("http.listen") && e.contains("localhost"), "{e}");
+        let open = http(&[
+            ("TUTTI_HTTP_LISTEN", "0.0.0.0:8080"),
+            ("TUTTI_HTTP_TOKEN", "0123456789abcdef"),
+        ])
+        .unwrap();
+        assert_eq!(open.token.unwrap().expose(), "0123456789abcdef");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "short\n").unwrap();
+        let e = http(&[("TUTTI_HTTP_TOKEN_FILE", file.to_str().unwrap())])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("http.token_file") && e.contains("16"), "{e}");
+        assert!(!e.contains("short"), "{e}");
+        let e = http(&[("TUTTI_HTTP_MAX_BODY_MB", "0")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("http.max_body_mb"), "{e}");
     }
 
     /// The example configuration is the reference a user edits: it sets

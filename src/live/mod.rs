@@ -15,7 +15,7 @@ use crate::capture::CaptureError;
 use crate::detect::Detection;
 use crate::features::FeatureError;
 use crate::model::ModelError;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What the worker hands the sinks.
 #[derive(Debug)]
@@ -43,10 +43,58 @@ pub enum WorkerError {
     },
 }
 
-/// Progress counters, read by the watchdog and the shutdown report.
+/// Progress counters, read by the watchdog, the shutdown report and the
+/// HTTP API.
 #[derive(Debug, Default)]
 pub struct Progress {
     pub frames: AtomicU64,
     pub windows: AtomicU64,
     pub overruns: AtomicU64,
+    /// The RMS level of the last audio taken from the ring, in dBFS: its
+    /// `f32` bits, with bit 32 set once there is one.
+    level_bits: AtomicU64,
+}
+
+/// The level reported for digital silence.
+pub const SILENCE_DBFS: f32 = -120.0;
+
+impl Progress {
+    /// The RMS level of `samples` (any channel layout), in dBFS.
+    pub fn set_level(&self, samples: &[f32]) {
+        if samples.is_empty() {
+            return;
+        }
+        let mean_square = samples
+            .iter()
+            .map(|&x| f64::from(x) * f64::from(x))
+            .sum::<f64>()
+            / samples.len() as f64;
+        let db = (10.0 * mean_square.log10()).max(f64::from(SILENCE_DBFS)) as f32;
+        self.level_bits
+            .store(1 << 32 | u64::from(db.to_bits()), Ordering::Relaxed);
+    }
+
+    /// The last level set, `None` before any audio.
+    pub fn level_dbfs(&self) -> Option<f32> {
+        let bits = self.level_bits.load(Ordering::Relaxed);
+        (bits >> 32 == 1).then(|| f32::from_bits(bits as u32))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_level_is_the_rms_in_dbfs() {
+        let p = Progress::default();
+        assert_eq!(p.level_dbfs(), None);
+        // A full-scale square wave is 0 dBFS; half of it about -6.02.
+        p.set_level(&[1.0, -1.0, 1.0, -1.0]);
+        assert_eq!(p.level_dbfs(), Some(0.0));
+        p.set_level(&[0.5, -0.5]);
+        assert!((p.level_dbfs().unwrap() + 6.0206).abs() < 1e-3);
+        p.set_level(&[0.0; 8]);
+        assert_eq!(p.level_dbfs(), Some(SILENCE_DBFS));
+    }
 }

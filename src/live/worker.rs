@@ -133,6 +133,7 @@ impl Worker {
                 lost.add(overruns - last_overruns, &seg.source);
                 last_overruns = overruns;
             }
+            progress.set_level(&buf[..n]);
             let timing = Timing::now(*frames_in, seg);
             analyzer.process(&buf[..n], &mut |info, feats| {
                 emit.window(info, feats, &timing)

@@ -30,6 +30,8 @@ pub struct Outbox {
     saved_cursor: u64,
     /// Lines dropped because the outbox was full, since the last report.
     pub dropped: u64,
+    /// Lines from `cursor` to `end`.
+    waiting_lines: u64,
     reader: Option<(u64, BufReader<File>)>,
 }
 
@@ -81,6 +83,7 @@ impl Outbox {
             max_bytes,
             saved_cursor: cursor,
             dropped: 0,
+            waiting_lines: 0,
             reader: None,
         };
         // A cursor that does not fall on a line start (an old cursor file
@@ -88,6 +91,7 @@ impl Outbox {
         if cursor > 0 && outbox.byte_before(cursor)? != b'\n' {
             outbox.cursor = 0;
         }
+        outbox.waiting_lines = outbox.lines_between(outbox.cursor, outbox.end)?;
         Ok(outbox)
     }
 
@@ -104,6 +108,31 @@ impl Outbox {
         let mut b = [0u8];
         f.read_exact(&mut b).map_err(|e| self.err(e))?;
         Ok(b[0])
+    }
+
+    /// How many lines lie between two line starts.
+    fn lines_between(&self, from: u64, to: u64) -> Result<u64, OutboxError> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 8192];
+        let (mut at, mut lines) = (from, 0);
+        while at < to {
+            let want = ((to - at) as usize).min(buf.len());
+            let n = self
+                .file
+                .read_at(&mut buf[..want], at)
+                .map_err(|e| self.err(e))?;
+            if n == 0 {
+                break;
+            }
+            lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+            at += n as u64;
+        }
+        Ok(lines)
+    }
+
+    /// Lines (detections) waiting for an acknowledgement.
+    pub fn waiting_lines(&self) -> u64 {
+        self.waiting_lines
     }
 
     /// Bytes of lines waiting for an acknowledgement.
@@ -130,6 +159,7 @@ impl Outbox {
         bytes.push(b'\n');
         self.file.write_all(&bytes).map_err(|e| self.err(e))?;
         self.end += bytes.len() as u64;
+        self.waiting_lines += 1;
         while self.waiting_bytes() > self.max_bytes {
             // Full: the oldest line goes.
             let Some((_, next)) = self.read_at(self.cursor)? else {
@@ -137,6 +167,7 @@ impl Outbox {
             };
             self.cursor = next;
             self.dropped += 1;
+            self.waiting_lines -= 1;
         }
         Ok(self.end)
     }
@@ -179,13 +210,17 @@ impl Outbox {
     /// Everything before `offset` has been acknowledged.
     pub fn acknowledge(&mut self, offset: u64) -> Result<(), OutboxError> {
         if offset > self.cursor {
-            self.cursor = offset.min(self.end);
+            let offset = offset.min(self.end);
+            let lines = self.lines_between(self.cursor, offset)?;
+            self.waiting_lines = self.waiting_lines.saturating_sub(lines);
+            self.cursor = offset;
         }
         if self.cursor == self.end && self.end > 0 {
             // All delivered: start the file afresh.
             self.file.set_len(0).map_err(|e| self.err(e))?;
             self.cursor = 0;
             self.end = 0;
+            self.waiting_lines = 0;
             self.reader = None;
             self.save_cursor()?;
         }
@@ -261,7 +296,9 @@ mod tests {
         o.append("{\"n\":3}").unwrap();
         assert_eq!(o.read_at(0).unwrap(), Some(("{\"n\":1}".into(), a)));
         assert_eq!(o.read_at(a).unwrap().unwrap().0, "{\"n\":2}");
+        assert_eq!(o.waiting_lines(), 3);
         o.acknowledge(a).unwrap();
+        assert_eq!(o.waiting_lines(), 2);
         o.sync().unwrap();
         drop(o);
         // A crash mid-write leaves half a line: it is dropped on open.
@@ -270,6 +307,7 @@ mod tests {
         f.write_all(b"{\"n\":").unwrap();
         let mut o = Outbox::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(o.cursor(), a);
+        assert_eq!(o.waiting_lines(), 2);
         assert_eq!(o.read_at(o.cursor()).unwrap().unwrap().0, "{\"n\":2}");
         assert_eq!(
             o.read_at(b).unwrap().unwrap(),
@@ -280,6 +318,7 @@ mod tests {
         let end = o.end();
         o.acknowledge(end).unwrap();
         assert!(o.is_empty());
+        assert_eq!(o.waiting_lines(), 0);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
     }
 
@@ -293,6 +332,7 @@ mod tests {
         // 8 bytes a line: 3 fit in 25.
         assert_eq!(o.waiting_bytes(), 24);
         assert_eq!(o.dropped, 7);
+        assert_eq!(o.waiting_lines(), 3);
         assert_eq!(o.read_at(o.cursor()).unwrap().unwrap().0, "{\"n\":7}");
     }
 
@@ -305,8 +345,10 @@ mod tests {
             o.append(&line).unwrap();
         }
         o.append("{\"last\":1}").unwrap();
+        let waiting = o.waiting_lines();
         assert!(o.compact_if_needed().unwrap());
         assert_eq!(o.cursor(), 0);
+        assert_eq!(o.waiting_lines(), waiting);
         assert_eq!(o.read_at(0).unwrap().unwrap().0, "{\"last\":1}");
         drop(o);
         let mut o = Outbox::open(dir.path(), 100).unwrap();

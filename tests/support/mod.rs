@@ -318,6 +318,11 @@ pub fn listen(state: &Path, args: &[&str]) -> Command {
     if !args.contains(&"--state-dir") {
         cmd.arg("--state-dir").arg(state);
     }
+    // Tests run side by side: the HTTP API is on only where asked for
+    // (its default port would be taken by the first).
+    if !args.contains(&"--http") {
+        cmd.args(["--http", ""]);
+    }
     cmd.args(args)
         .env_remove("TUTTI_MODEL")
         .env("TUTTI_LOG", "info");

@@ -24,6 +24,8 @@ use delivery::{Acked, Delivery, Line};
 use rumqttc::{AsyncClient, QoS};
 use std::collections::VecDeque;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tls::TlsError;
 use tokio::sync::mpsc;
@@ -52,6 +54,16 @@ enum Control {
     Subscribe(String),
 }
 
+/// The sink's state as others read it (the HTTP API's status and
+/// metrics), updated as it changes.
+#[derive(Debug, Default)]
+pub struct SinkStatus {
+    pub connected: AtomicBool,
+    /// Detections waiting in the outbox, and their bytes.
+    pub outbox_detections: AtomicU64,
+    pub outbox_bytes: AtomicU64,
+}
+
 /// What the sink did, for the log at exit.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Summary {
@@ -78,6 +90,7 @@ pub struct Sink {
     delivery: Delivery,
     on: Vec<bool>,
     summary: Summary,
+    status: Arc<SinkStatus>,
 }
 
 impl Sink {
@@ -88,6 +101,7 @@ impl Sink {
         labels: Vec<LabelSpec>,
         model_id: String,
         outbox: Outbox,
+        status: Arc<SinkStatus>,
     ) -> Result<Sink, MqttError> {
         let opts = client::options(settings, embedded_port)?;
         let broker_name = format!("{}:{}", opts.broker_address().0, opts.broker_address().1);
@@ -123,6 +137,7 @@ impl Sink {
             control: VecDeque::new(),
             on: vec![false; n],
             summary: Summary::default(),
+            status,
         })
     }
 
@@ -158,9 +173,20 @@ impl Sink {
                 _ = save.tick() => self.outbox.save_cursor()?,
             }
             self.pump()?;
+            self.report();
         }
         self.close().await?;
         Ok(self.summary)
+    }
+
+    /// Tells [`SinkStatus`] readers where things stand.
+    fn report(&self) {
+        let s = &self.status;
+        s.connected.store(self.connected, Ordering::Relaxed);
+        s.outbox_detections
+            .store(self.outbox.waiting_lines(), Ordering::Relaxed);
+        s.outbox_bytes
+            .store(self.outbox.waiting_bytes(), Ordering::Relaxed);
     }
 
     /// Waits (a bounded time) for the outbox to drain, then says offline.
@@ -199,6 +225,7 @@ impl Sink {
             let _ = tokio::time::timeout(Duration::from_secs(2), closed).await;
         }
         self.outbox.sync()?;
+        self.report();
         self.summary.waiting_bytes = self.outbox.waiting_bytes();
         if self.summary.waiting_bytes > 0 {
             log::warn!(
