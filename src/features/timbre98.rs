@@ -79,6 +79,37 @@ struct ContrastBand {
     take: usize,
 }
 
+/// The `k` lowest of `values` into `low` and the `k` highest into `high`,
+/// each in ascending order, as sorting `values` and taking its ends would
+/// give them (`k` at most `values.len()`). Most values are turned away by
+/// one comparison with the current bound; the rest are inserted in place.
+fn extremes(values: &[f32], k: usize, low: &mut Vec<f32>, high: &mut Vec<f32>) {
+    use std::cmp::Ordering::{Greater, Less};
+    low.clear();
+    high.clear();
+    if k == 0 {
+        return;
+    }
+    for &v in values {
+        // `low` ascending: its last is the highest kept.
+        if low.len() < k || v.total_cmp(&low[k - 1]) == Less {
+            if low.len() == k {
+                low.pop();
+            }
+            let at = low.partition_point(|x| x.total_cmp(&v) != Greater);
+            low.insert(at, v);
+        }
+        // `high` ascending: its first is the lowest kept.
+        if high.len() < k || v.total_cmp(&high[0]) == Greater {
+            if high.len() == k {
+                high.remove(0);
+            }
+            let at = high.partition_point(|x| x.total_cmp(&v) != Greater);
+            high.insert(at, v);
+        }
+    }
+}
+
 /// librosa's band edges: bins with `f_low <= f <= f_high`, plus the bin
 /// below for every band but the first and every bin above for the last;
 /// every band but the last then drops its top bin. `take` is the quantile
@@ -119,8 +150,9 @@ pub struct Timbre98 {
     /// The MFCC's DCT, band by band (see `mfcc`).
     dct_by_band: Vec<[f64; N_MFCC]>,
     bands: Vec<ContrastBand>,
-    /// Scratch for sorting one band of one frame.
-    sorted: Vec<f32>,
+    /// One band's lowest and highest magnitudes in one frame (scratch).
+    low: Vec<f32>,
+    high: Vec<f32>,
     /// A window's MFCC, frame after frame; grows to the window's frame
     /// count on the first window and is reused after.
     mfcc: Vec<f32>,
@@ -152,7 +184,7 @@ impl Timbre98 {
         assert_eq!(names.len(), LEN);
         let frame = FrameAnalyser::new(SAMPLE_RATE, N_FFT, N_MELS);
         let bands = contrast_bands(&frame.freqs);
-        let widest = bands.iter().map(|b| b.bins.len()).max().unwrap_or(0);
+        let most = bands.iter().map(|b| b.take).max().unwrap_or(0);
         Timbre98 {
             shape: SetShape {
                 name: NAME,
@@ -164,7 +196,8 @@ impl Timbre98 {
             frame,
             dct_by_band: by_band(&dct_ortho(N_MFCC, N_MELS)),
             bands,
-            sorted: vec![0.0; widest],
+            low: Vec::with_capacity(most),
+            high: Vec::with_capacity(most),
             mfcc: Vec::new(),
             series: Vec::new(),
             delta: Vec::new(),
@@ -278,26 +311,19 @@ impl FeatureSet for Timbre98 {
         // (floored per window in `summarise`).
         let mag = &self.frame.spectrum.magnitude;
         for (k, band) in self.bands.iter().enumerate() {
-            let n = band.bins.len();
-            let sorted = &mut self.sorted[..n];
-            sorted.copy_from_slice(&mag[band.bins.clone()]);
             // Only the `take` lowest and highest are needed, in sorted order
-            // (the order they are summed in): selecting them and sorting
-            // those alone gives the very numbers a full sort would, in a
-            // fraction of its time.
-            if band.take < n {
-                sorted.select_nth_unstable_by(band.take, f32::total_cmp);
-                let rest = &mut sorted[band.take..];
-                let top = rest.len() - band.take;
-                if top > 0 {
-                    rest.select_nth_unstable_by(top - 1, f32::total_cmp);
-                }
-            }
-            sorted[..band.take].sort_unstable_by(f32::total_cmp);
-            sorted[n - band.take..].sort_unstable_by(f32::total_cmp);
+            // (the order they are summed in): gathering them in one pass
+            // gives the very numbers a full sort would, in a fraction of
+            // its time.
+            extremes(
+                &mag[band.bins.clone()],
+                band.take,
+                &mut self.low,
+                &mut self.high,
+            );
             let mean = |s: &[f32]| s.iter().map(|&v| f64::from(v)).sum::<f64>() / s.len() as f64;
-            let valley = mean(&sorted[..band.take]) as f32;
-            let peak = mean(&sorted[n - band.take..]) as f32;
+            let valley = mean(&self.low) as f32;
+            let peak = mean(&self.high) as f32;
             record[PEAK_DB + k] = DB_PER_NEPER * peak.max(AMIN).ln();
             record[VALLEY_DB + k] = DB_PER_NEPER * valley.max(AMIN).ln();
         }
@@ -353,6 +379,31 @@ impl FeatureSet for Timbre98 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extremes_are_the_ends_of_the_sorted_values() {
+        // A pseudo-random series with ties, of every length and k.
+        let mut x = 12345u32;
+        let values: Vec<f32> = (0..300)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                ((x >> 16) % 97) as f32 * 0.25
+            })
+            .collect();
+        let (mut low, mut high) = (Vec::new(), Vec::new());
+        for n in [1, 2, 7, 50, 300] {
+            let mut sorted = values[..n].to_vec();
+            sorted.sort_by(f32::total_cmp);
+            for k in [1, 2, 5, n / 2, n] {
+                if k == 0 || k > n {
+                    continue;
+                }
+                extremes(&values[..n], k, &mut low, &mut high);
+                assert_eq!(low, sorted[..k], "n {n} k {k}");
+                assert_eq!(high, sorted[n - k..], "n {n} k {k}");
+            }
+        }
+    }
 
     #[test]
     fn delta_is_the_slope_of_a_line_and_flat_at_the_edges() {
