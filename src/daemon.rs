@@ -114,6 +114,7 @@ pub fn run(settings: Settings, model: Model, opts: RunOptions) -> Result<Summary
         Some(_) => Some((
             Arc::new(Live::new(
                 settings.input.to_string(),
+                settings.hop_seconds,
                 progress.clone(),
                 sink_status.clone(),
             )),

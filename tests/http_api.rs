@@ -632,3 +632,102 @@ fn listen_serves_status_latest_events_and_metrics_beside_mqtt() {
         assert_eq!(d, m);
     }
 }
+
+/// The page as a headless Chromium renders it after a few seconds.
+fn rendered_page(url: &str) -> String {
+    let out = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--virtual-time-budget=3000",
+            "--dump-dom",
+            url,
+        ])
+        .output()
+        .expect("chromium (Debian package `chromium`) must be installed; .ci/run installs it");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The value of `attr="…"` in `tag`.
+fn attr<'a>(tag: &'a str, attr: &str) -> Option<&'a str> {
+    let at = tag.find(&format!("{attr}=\""))? + attr.len() + 2;
+    Some(&tag[at..at + tag[at..].find('"')?])
+}
+
+#[test]
+fn the_live_page_shows_in_a_real_browser_what_mqtt_reports() {
+    use support::{detections, free_port, listen, wait_until, Mosquitto, Sub};
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _broker = Mosquitto::start(port, &tmp.path().join("broker"));
+    let sub = Sub::start(port, "http-page", &["tutti/page/#"], "tutti/page/probe");
+    let broker = format!("mqtt://127.0.0.1:{port}");
+    let server = Server::spawn(listen(
+        &tmp.path().join("state"),
+        &[
+            "--input",
+            "samples/violin_cello.wav",
+            "--loop",
+            "--speed",
+            "2",
+            "--broker",
+            &broker,
+            "--device-id",
+            "page",
+            "--http",
+            "127.0.0.1:0",
+        ],
+    ));
+    assert!(wait_until(Duration::from_secs(30), || {
+        detections(&sub, "tutti/page").len() >= 6
+    }));
+    let page = rendered_page(&server.url("/"));
+    // The tiles show the instruments of the window they name.
+    let tiles = &page[page.find("<ul id=\"tiles\"").expect("tiles")..];
+    let tiles = &tiles[..tiles.find("</ul>").unwrap()];
+    let seq: u64 = attr(tiles, "data-seq")
+        .unwrap_or_else(|| panic!("no detection shown: {page}"))
+        .parse()
+        .unwrap();
+    let shown: Vec<&str> = tiles
+        .split("<li ")
+        .skip(1)
+        .filter(|li| attr(li, "data-reported") == Some("true"))
+        .map(|li| attr(li, "data-instrument").unwrap())
+        .collect();
+    assert_eq!(tiles.matches("<li ").count(), 11, "{tiles}");
+    assert!(wait_until(Duration::from_secs(10), || {
+        detections(&sub, "tutti/page").len() as u64 > seq
+    }));
+    let mqtt = detections(&sub, "tutti/page");
+    let window = mqtt.iter().find(|d| d["seq"] == seq).unwrap();
+    let reported: Vec<&str> = window["instruments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(shown, reported, "window {seq}: the page against MQTT");
+    assert!(!shown.is_empty(), "violin and cello play");
+    assert!(
+        page.contains("<p id=\"state\" data-state=\"live\">"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<span id=\"broker\">connected</span>"),
+        "{page}"
+    );
+    // Served with a restrictive policy: its own script and style only.
+    let r = agent().get(server.url("/")).call().unwrap();
+    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+}

@@ -21,6 +21,9 @@ use tokio_stream::StreamExt;
 
 /// Detections a slow event stream may fall behind before it skips some.
 const BACKLOG: usize = 64;
+/// How much of the past `/v1/detections/recent` keeps (the live page's
+/// timeline).
+const RECENT_SECONDS: f64 = 120.0;
 
 /// The latest detection, as published.
 struct Latest {
@@ -38,16 +41,23 @@ pub struct Live {
     progress: Arc<Progress>,
     sink: Arc<SinkStatus>,
     latest: Mutex<Option<Latest>>,
+    /// The payloads of the last [`RECENT_SECONDS`], oldest first.
+    recent: Mutex<std::collections::VecDeque<Arc<str>>>,
+    recent_max: usize,
     events: broadcast::Sender<(u64, Arc<str>)>,
 }
 
 impl Live {
-    pub fn new(input: String, progress: Arc<Progress>, sink: Arc<SinkStatus>) -> Self {
+    /// The state of a live input whose windows start `hop` seconds apart.
+    pub fn new(input: String, hop: f64, progress: Arc<Progress>, sink: Arc<SinkStatus>) -> Self {
+        let recent_max = (RECENT_SECONDS / hop).ceil() as usize + 1;
         Live {
             input,
             progress,
             sink,
             latest: Mutex::new(None),
+            recent: Mutex::new(std::collections::VecDeque::with_capacity(recent_max)),
+            recent_max,
             events: broadcast::channel(BACKLOG).0,
         }
     }
@@ -58,6 +68,13 @@ impl Live {
         let payload: Arc<str> = String::from_utf8_lossy(payload).into();
         // No one listening is fine.
         let _ = self.events.send((d.seq, payload.clone()));
+        {
+            let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+            if recent.len() == self.recent_max {
+                recent.pop_front();
+            }
+            recent.push_back(payload.clone());
+        }
         *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(Latest {
             seq: d.seq,
             payload,
@@ -164,6 +181,31 @@ pub async fn latest(State(app): State<App>) -> Response {
         )
         .into_response(),
     }
+}
+
+/// `GET /v1/detections/recent`: the payloads of the last two minutes, as
+/// a JSON array, oldest first.
+pub async fn recent(State(app): State<App>) -> Response {
+    let Some(live) = &app.live else {
+        return no_live_input().into_response();
+    };
+    let payloads: Vec<Arc<str>> = live
+        .recent
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .cloned()
+        .collect();
+    let mut body = String::with_capacity(payloads.iter().map(|p| p.len() + 1).sum::<usize>() + 2);
+    body.push('[');
+    for (i, p) in payloads.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(p);
+    }
+    body.push(']');
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// `GET /v1/events`: every detection's MQTT payload as a Server-Sent

@@ -137,6 +137,7 @@ const API_ROUTES: &[&str] = &[
     "/v1/predict",
     "/v1/status",
     "/v1/detections/latest",
+    "/v1/detections/recent",
     "/v1/events",
     "/metrics",
 ];

@@ -211,6 +211,7 @@ fn router(app: App, max_body: usize) -> Router {
         .merge(predict)
         .route("/v1/status", get(status))
         .route("/v1/detections/latest", get(live::latest))
+        .route("/v1/detections/recent", get(live::recent))
         .route("/v1/events", get(live::events))
         .route("/metrics", get(metrics::render))
         .route_layer(axum::middleware::from_fn_with_state(

@@ -44,8 +44,8 @@ function drawTiles(reported) {
     const name = li.dataset.instrument;
     li.dataset.on = on.includes(name) ? "true" : "false";
     li.dataset.reported = reported.includes(name) ? "true" : "false";
-    const s = lastScores && lastScores[name];
-    li.querySelector("small").textContent = s === undefined ? "" : s.toFixed(2);
+    const s = lastScores ? lastScores[name] : undefined;
+    li.querySelector("small").textContent = typeof s === "number" ? s.toFixed(2) : "";
   }
 }
 
@@ -84,7 +84,6 @@ function showStatus(s) {
   const level = s.level_dbfs;
   $("level").textContent = level === null ? "–" : level.toFixed(1);
   $("meter-bar").style.width = level === null ? "0" : Math.max(0, Math.min(100, (level + 60) / 60 * 100)) + "%";
-  if (s.latest_seq !== null) $("seq").textContent = s.latest_seq;
   drawTiles(columns.length ? columns[columns.length - 1].instruments : []);
 }
 
@@ -94,6 +93,7 @@ function onDetection(d) {
   if (columns.length > keep) columns.splice(0, columns.length - keep);
   lastScores = d.scores;
   $("seq").textContent = d.seq;
+  $("tiles").dataset.seq = d.seq;
   drawTiles(d.instruments);
   drawHeatmap();
 }
@@ -155,6 +155,8 @@ $("login").addEventListener("submit", (e) => {
       setState("error", "no live input: this tutti only analyses posted clips");
       return;
     }
+    // The timeline starts with the last two minutes.
+    for (const d of await api("/v1/detections/recent")) onDetection(d);
     poll();
     stream();
   } catch (e) {
