@@ -58,7 +58,7 @@ for deb in "$@"; do
   want=$(printf '%s\n' /etc/tutti/tutti.toml /usr/bin/tutti \
     /usr/lib/systemd/system/tutti.service /usr/share/doc/tutti/MODEL.md \
     /usr/share/doc/tutti/README.md /usr/share/doc/tutti/changelog.Debian.gz \
-    $(for page in docs/*.md; do echo "/usr/share/doc/tutti/$page"; done) \
+    $(for page in docs/*.md docs/img/*.png; do echo "/usr/share/doc/tutti/$page"; done) \
     /usr/share/doc/tutti/copyright /usr/share/tutti/models/tutti.json \
     /usr/share/tutti/models/forest.json /usr/share/tutti/models/forest.onnx \
     /usr/share/tutti/models/cnn.json /usr/share/tutti/models/cnn.onnx \

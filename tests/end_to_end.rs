@@ -1,27 +1,14 @@
 //! `tutti analyze` on rendered recordings whose instruments are known (their
 //! notes are in `samples/*.csv`), through the real binary and shipped model.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::process::Command;
 
 /// Windows of the file, as parsed `--json` lines.
 fn analyze(file: &str, extra: &[&str]) -> Vec<serde_json::Value> {
-    let out = Command::new(env!("CARGO_BIN_EXE_tutti"))
-        .args(["analyze", "--json", file])
-        .args(extra)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    support::analyze_json(file, extra)
 }
 
 /// Instruments reported in more than half of the windows.

@@ -4,7 +4,6 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -122,35 +121,12 @@ fn error_of(json: &serde_json::Value) -> &str {
 }
 
 /// `tutti analyze --json` of `file`, each window without its `file`.
-fn analyze(file: &Path, hop: &str) -> Vec<serde_json::Value> {
-    let out = tutti()
-        .current_dir(root())
-        .args([
-            "analyze",
-            "--json",
-            "--model",
-            "models/tutti.json",
-            "--hop",
-            hop,
-        ])
-        .arg(file)
-        .env_remove("TUTTI_MODEL")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut w: serde_json::Value = serde_json::from_str(l).unwrap();
-            w.as_object_mut().unwrap().remove("file");
-            w
-        })
-        .collect()
+fn analyze(file: &str, hop: &str) -> Vec<serde_json::Value> {
+    let mut windows = support::analyze_json(file, &["--hop", hop]);
+    for w in &mut windows {
+        w.as_object_mut().unwrap().remove("file");
+    }
+    windows
 }
 
 #[test]
@@ -168,7 +144,7 @@ fn predict_agrees_with_analyze_to_the_last_digit() {
             &std::fs::read(&path).unwrap(),
         );
         assert_eq!(status, 200, "{json}");
-        let windows = analyze(&path, hop.unwrap_or("0.5"));
+        let windows = analyze(sample, hop.unwrap_or("0.5"));
         assert!(!windows.is_empty());
         assert_eq!(json["windows"].as_array().unwrap(), &windows, "{sample}");
         // The clip level: every instrument reported in some window, and
@@ -348,9 +324,9 @@ fn oversized(base: &str, length: usize) -> (u16, serde_json::Value) {
     )
 }
 
-#[test]
-fn beyond_loopback_a_token_is_required_and_checked() {
-    // No token: tutti refuses to start, naming the key.
+/// `tutti serve` with `args` and `env`, which must fail at start: its
+/// stderr.
+fn serve_refused(args: &[&str], env: &[(&str, &str)]) -> String {
     let out = tutti()
         .current_dir(root())
         .args([
@@ -360,12 +336,19 @@ fn beyond_loopback_a_token_is_required_and_checked() {
             "--config",
             "/dev/null",
         ])
-        .args(["--http", "0.0.0.0:0"])
+        .args(args)
         .env_remove("TUTTI_HTTP_TOKEN")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn beyond_loopback_a_token_is_required_and_checked() {
+    // No token: tutti refuses to start, naming the key.
+    let err = serve_refused(&["--http", "0.0.0.0:0"], &[]);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
         err.contains("http.listen") && err.contains("0.0.0.0:0") && err.contains("token"),
@@ -405,20 +388,7 @@ fn beyond_loopback_a_token_is_required_and_checked() {
     assert_eq!(status, 200);
     assert!(page.contains("API token"), "{page}");
     // A token too short is refused at start, naming where it came from.
-    let out = tutti()
-        .current_dir(root())
-        .args([
-            "serve",
-            "--model",
-            "models/tutti.json",
-            "--config",
-            "/dev/null",
-        ])
-        .env("TUTTI_HTTP_TOKEN", "short")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = serve_refused(&[], &[("TUTTI_HTTP_TOKEN", "short")]);
     assert!(
         err.contains("TUTTI_HTTP_TOKEN") && err.contains("16"),
         "{err}"

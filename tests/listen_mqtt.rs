@@ -23,20 +23,6 @@ const DETECTION_FIELDS: [&str; 11] = [
     "replayed",
 ];
 
-fn analyze_json(file: &str) -> Vec<Value> {
-    let out = tutti()
-        .current_dir(root())
-        .args(["analyze", "--json", "--model", "models/tutti.json", file])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 fn sha256_of(path: &str) -> String {
     let out = std::process::Command::new("sha256sum")
         .arg(root().join(path))
@@ -75,7 +61,7 @@ fn a_file_played_through_listen_reaches_mosquitto_as_analyze_scores_it() {
     .unwrap();
     let status = wait_exit(&mut child, Duration::from_secs(60));
     assert!(status.success(), "{status}");
-    let expected = analyze_json("samples/violin_cello.wav");
+    let expected = analyze_json("samples/violin_cello.wav", &[]);
     assert!(wait_until(Duration::from_secs(5), || {
         detections(&sub, "tutti/stage").len() >= expected.len()
             && sub

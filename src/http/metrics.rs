@@ -152,7 +152,7 @@ pub async fn count_request(
     // The routes have no parameters: the path is the route, or none.
     let path = request.uri().path();
     let route: &'static str = match path {
-        "/" | "/page.js" | "/page.css" => "page",
+        "/" | "/page.js" | "/page.css" | "/favicon.ico" => "page",
         _ => API_ROUTES
             .iter()
             .copied()

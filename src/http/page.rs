@@ -48,4 +48,9 @@ pub fn routes() -> Router<App> {
             "/page.css",
             get(|| async { asset("text/css; charset=utf-8", STYLE) }),
         )
+        // Browsers ask for one; there is none, and that is no error.
+        .route(
+            "/favicon.ico",
+            get(|| async { axum::http::StatusCode::NO_CONTENT }),
+        )
 }

@@ -329,6 +329,27 @@ pub fn listen(state: &Path, args: &[&str]) -> Command {
     cmd
 }
 
+/// `tutti analyze --json FILE EXTRA...`, one value per window, with the
+/// shipped model unless `extra` names another.
+pub fn analyze_json(file: &str, extra: &[&str]) -> Vec<serde_json::Value> {
+    let mut cmd = tutti();
+    cmd.current_dir(root()).args(["analyze", "--json", file]);
+    if !extra.contains(&"--model") {
+        cmd.args(["--model", "models/tutti.json"]);
+    }
+    let out = cmd.args(extra).env_remove("TUTTI_MODEL").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 /// Detections as JSON, in arrival order.
 pub fn detections(sub: &Sub, prefix: &str) -> Vec<serde_json::Value> {
     sub.payloads(&format!("{prefix}/detections"))
