@@ -126,6 +126,7 @@ pub fn run(settings: Settings, model: Model, opts: RunOptions) -> Result<Summary
                 hysteresis,
                 settings.hop_seconds,
                 settings.http.queue,
+                settings.http.max_body_bytes,
             )),
         )),
         None => None,

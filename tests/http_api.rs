@@ -427,6 +427,59 @@ fn a_full_queue_answers_503_and_the_rest_are_served() {
 }
 
 #[test]
+fn bodies_in_memory_are_bounded_and_released() {
+    use std::io::Write;
+    // Clients that send all but the last byte of a 1 MB body, then stall:
+    // each holds 1 MB of the 64 MB kept for bodies.
+    let server = Server::serve(&["--max-body-mb", "1", "--http-queue", "200"]);
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let length = 1 << 20;
+    let stalled: Vec<std::net::TcpStream> = (0..70)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(&addr).unwrap();
+            write!(
+                s,
+                "POST /v1/predict HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {length}\r\n\r\n"
+            )
+            .unwrap();
+            s.write_all(&vec![0u8; length - 1]).unwrap();
+            s
+        })
+        .collect();
+    let status = || -> serde_json::Value {
+        serde_json::from_str(&get(&server.url("/v1/status")).1).unwrap()
+    };
+    assert!(
+        wait_until_json(&status, |s| s["predictions"]["refused_busy"].as_u64()
+            >= Some(6)),
+        "{}",
+        status()
+    );
+    let held = status()["predictions"]["body_bytes"].as_u64().unwrap();
+    assert!(held <= 64 << 20 && held > 60 << 20, "{held}");
+    let (code, json) = post(&server.url("/v1/predict"), &tone(2.0, 44100));
+    assert_eq!(code, 503, "{json}");
+    assert!(error_of(&json).contains("64 MB"), "{json}");
+    // The stalled clients go: their memory comes back.
+    drop(stalled);
+    assert!(
+        wait_until_json(&status, |s| s["predictions"]["body_bytes"] == 0),
+        "{}",
+        status()
+    );
+    let (code, json) = post(&server.url("/v1/predict"), &tone(2.0, 44100));
+    assert_eq!(code, 200, "{json}");
+}
+
+/// Waits up to 20 s for `status()` to satisfy `ok`.
+fn wait_until_json(
+    status: &dyn Fn() -> serde_json::Value,
+    ok: impl Fn(&serde_json::Value) -> bool,
+) -> bool {
+    support::wait_until(Duration::from_secs(20), || ok(&status()))
+}
+
+#[test]
 fn metrics_parse_as_prometheus_text() {
     let server = Server::serve(&[]);
     let (status, _) = post(&server.url("/v1/predict"), &tone(4.0, 44100));

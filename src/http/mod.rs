@@ -79,6 +79,7 @@ pub fn serve_alone(
         settings.hysteresis,
         settings.hop_seconds,
         settings.http.queue,
+        settings.http.max_body_bytes,
     ));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

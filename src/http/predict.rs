@@ -24,7 +24,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// What error messages call the posted file.
 const BODY_NAME: &str = "request body";
@@ -43,17 +43,31 @@ pub struct Predictor {
     running: Arc<Semaphore>,
     /// One permit per prediction admitted: running or waiting.
     admitted: Arc<Semaphore>,
+    /// One permit per byte of request bodies held in memory.
+    body_memory: Arc<Semaphore>,
+    body_memory_bytes: usize,
     answered: AtomicU64,
     refused_busy: AtomicU64,
 }
 
+/// Memory kept for request bodies, at least (one largest body always fits).
+const BODY_MEMORY: usize = 64 << 20;
+
 impl Predictor {
     /// Predictions with `model`, whose windows start `hop` seconds apart
     /// unless a request says otherwise; `queue` may wait beyond the two
-    /// per core that run.
-    pub fn new(model: Arc<Model>, hysteresis: Hysteresis, hop: f64, queue: usize) -> Self {
+    /// per core that run. Bodies in memory take at most [`BODY_MEMORY`]
+    /// or `max_body` bytes, whichever is more.
+    pub fn new(
+        model: Arc<Model>,
+        hysteresis: Hysteresis,
+        hop: f64,
+        queue: usize,
+        max_body: usize,
+    ) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let in_flight = 2 * cores;
+        let body_memory_bytes = BODY_MEMORY.max(max_body);
         Predictor {
             model,
             hysteresis,
@@ -64,6 +78,8 @@ impl Predictor {
             queue,
             running: Arc::new(Semaphore::new(in_flight)),
             admitted: Arc::new(Semaphore::new(in_flight + queue)),
+            body_memory: Arc::new(Semaphore::new(body_memory_bytes)),
+            body_memory_bytes,
             answered: AtomicU64::new(0),
             refused_busy: AtomicU64::new(0),
         }
@@ -88,6 +104,8 @@ impl Predictor {
             "waiting": admitted.saturating_sub(self.in_flight),
             "max_in_flight": self.in_flight,
             "max_waiting": self.queue,
+            "body_bytes": self.body_memory_bytes - self.body_memory.available_permits(),
+            "max_body_bytes": self.body_memory_bytes,
         })
     }
 
@@ -221,6 +239,63 @@ fn hop_of(query: Option<&str>, default: f64) -> Result<f64, ApiError> {
     Ok(hop)
 }
 
+/// Reads the request's body (taken from `unread`, which keeps it if the
+/// memory for bodies runs out first), holding a share of that memory for
+/// each byte: what it returns with the body is released with it.
+async fn read_body(
+    unread: &mut Option<Body>,
+    p: &Predictor,
+) -> Result<(Bytes, Option<OwnedSemaphorePermit>), ApiError> {
+    use http_body_util::BodyExt;
+    let body = unread.as_mut().expect("the caller sets it");
+    let mut data =
+        Vec::with_capacity(usize::try_from(http_body::Body::size_hint(body).lower()).unwrap_or(0));
+    let mut held: Option<OwnedSemaphorePermit> = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+            let mut too_large = false;
+            while let Some(c) = cause {
+                too_large |= c.is::<http_body_util::LengthLimitError>();
+                cause = c.source();
+            }
+            if too_large {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "request body: over the limit set by http.max_body_mb",
+                )
+            } else {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("request body: could not be read: {e}"),
+                )
+            }
+        })?;
+        let Ok(chunk) = frame.into_data() else {
+            continue;
+        };
+        let share = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
+        let Ok(permit) = p.body_memory.clone().try_acquire_many_owned(share) else {
+            p.refused_busy.fetch_add(1, Ordering::Relaxed);
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "busy: the clips being received and analysed fill the {} MB kept for them; \
+                     try again shortly",
+                    p.body_memory_bytes >> 20
+                ),
+            ));
+        };
+        match &mut held {
+            Some(h) => h.merge(permit),
+            None => held = Some(permit),
+        }
+        data.extend_from_slice(&chunk);
+    }
+    unread.take();
+    Ok((Bytes::from(data), held))
+}
+
 /// `POST /v1/predict[?hop=S]` with a WAV file as the body.
 pub async fn handle(
     State(app): State<App>,
@@ -270,26 +345,7 @@ async fn predict(
         ));
     };
     // The body is read once admitted, so waiting bodies are bounded too.
-    let body = unread.take().expect("set above");
-    let body = axum::body::to_bytes(body, usize::MAX).await.map_err(|e| {
-        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-        let mut too_large = false;
-        while let Some(c) = cause {
-            too_large |= c.is::<http_body_util::LengthLimitError>();
-            cause = c.source();
-        }
-        if too_large {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request body: over the limit set by http.max_body_mb",
-            )
-        } else {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("request body: could not be read: {e}"),
-            )
-        }
-    })?;
+    let (body, in_memory) = read_body(unread, &p).await?;
     let started = Instant::now();
     let running = p
         .running
@@ -303,6 +359,7 @@ async fn predict(
             let began = Instant::now();
             let answer = p.analyse(body, spec);
             drop(running);
+            drop(in_memory);
             (answer, began.elapsed())
         }
     };
