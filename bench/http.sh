@@ -6,18 +6,19 @@
 # half the rate the stress test reached, for that long, sampling the
 # server's RSS every 10 s.
 #
-#   bench/http.sh [--bin target/release/tutti] [--requests 1000]
-#                 [--clients 100] [--soak 600] [--json FILE]
+#   bench/http.sh [--bin target/release/tutti] [--model models/tutti.json]
+#                 [--requests 1000] [--clients 100] [--soak 600] [--json FILE]
 #
 # The load tester is oha, pinned and built once into target/tools. Without
 # --bin the release binary (what ships) is built and used.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bin="" requests=1000 clients=100 soak=0 json_out=""
+bin="" model=models/tutti.json requests=1000 clients=100 soak=0 json_out=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --bin) bin=$2; shift 2 ;;
+    --model) model=$2; shift 2 ;;
     --requests) requests=$2; shift 2 ;;
     --clients) clients=$2; shift 2 ;;
     --soak) soak=$2; shift 2 ;;
@@ -57,7 +58,7 @@ EOF
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 env -u TUTTI_MODEL -u TUTTI_HTTP_TOKEN TUTTI_LOG=warn \
-  "$bin" serve --config /dev/null --model models/tutti.json --http "127.0.0.1:$port" &
+  "$bin" serve --config /dev/null --model "$model" --http "127.0.0.1:$port" &
 server=$!
 url="http://127.0.0.1:$port/v1/predict"
 for _ in $(seq 100); do
