@@ -2,6 +2,8 @@
 //! a `mosquitto_sub` subscriber, and `tutti listen` as a child process.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
