@@ -327,8 +327,9 @@ fn analyze(
 fn listen(a: ListenArgs) -> Result<ExitCode> {
     crate::service::init_logging();
     let settings = config::load(a.config.as_deref(), &a.settings)?;
-    if !(a.speed.is_finite() && a.speed > 0.0) {
-        bail!("--speed {}: must be a positive number", a.speed);
+    let max = crate::capture::file::MAX_SPEED;
+    if !(a.speed > 0.0 && a.speed <= max) {
+        bail!("--speed {}: must be above 0 and at most {max}", a.speed);
     }
     let model = load_model(settings.model.clone())?;
     crate::daemon::run(

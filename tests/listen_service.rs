@@ -115,6 +115,14 @@ fn bad_inputs_give_one_clear_line() {
     assert!(e.contains("channel 3") && e.contains("1 channel"), "{e}");
     let e = error_of(&["--input", "samples/piano.wav", "--speed", "0"]);
     assert!(e.contains("--speed"), "{e}");
+    // A huge speed would size one period's chunk past memory.
+    let e = error_of(&["--input", "samples/piano.wav", "--speed", "1e12"]);
+    assert!(
+        e.contains("--speed 1000000000000") && e.contains("100"),
+        "{e}"
+    );
+    let e = error_of(&["--input", "samples/piano.wav", "--outbox-mb", "0"]);
+    assert!(e.contains("state.outbox_mb"), "{e}");
     let e = error_of(&["--input", "samples/piano.wav", "--broker", "http://x"]);
     assert!(e.contains("mqtt.broker") && e.contains("http://x"), "{e}");
     let e = error_of(&["--input", "samples/piano.wav", "--hop", "fast"]);

@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 /// Wall-clock time between two writes into the ring, as a device's period.
 const PERIOD: Duration = Duration::from_millis(10);
 
+/// The fastest a file may play: a period then carries a second of audio,
+/// half the capture ring.
+pub const MAX_SPEED: f64 = 100.0;
+
 pub struct FileSource {
     pub path: PathBuf,
     pub speed: f64,

@@ -35,9 +35,22 @@ impl Layers {
                 .text("state", "directory")
                 .or(default_state.filter(|s| !s.is_empty()))
                 .map_or_else(|| PathBuf::from("/var/lib/tutti"), PathBuf::from),
-            outbox_bytes: self.count("state", "outbox_mb").unwrap_or(64) as u64 * 1024 * 1024,
+            outbox_bytes: self.outbox_mb()? << 20,
             http: self.http()?,
         })
+    }
+
+    /// `state.outbox_mb`: 1 MB to 64 GB (0 would keep nothing, and a huge
+    /// value would overflow in bytes).
+    fn outbox_mb(&self) -> Result<u64, ConfigError> {
+        match self.count("state", "outbox_mb").unwrap_or(64) {
+            mb @ 1..=MAX_OUTBOX_MB => Ok(mb as u64),
+            mb => Err(ConfigError::Invalid {
+                key: "state.outbox_mb",
+                value: mb.to_string(),
+                reason: format!("must be from 1 to {MAX_OUTBOX_MB} MB"),
+            }),
+        }
     }
 
     fn http(&self) -> Result<HttpSettings, ConfigError> {
@@ -255,6 +268,9 @@ impl Layers {
         Ok(mqtt)
     }
 }
+
+/// The largest outbox, in MB (64 GB).
+const MAX_OUTBOX_MB: i64 = 65_536;
 
 /// Shortest bearer token accepted: 16 characters (`openssl rand -hex 16`
 /// makes 32).

@@ -394,6 +394,13 @@ mod tests {
         assert!(e.contains("input.sample_rate") && e.contains("99"), "{e}");
         let e = check(&[("TUTTI_INPUT_PERIOD_FRAMES", "-5")]);
         assert!(e.contains("input.period_frames") && e.contains("-5"), "{e}");
+        let e = check(&[("TUTTI_STATE_OUTBOX_MB", "0")]);
+        assert!(e.contains("state.outbox_mb") && e.contains('0'), "{e}");
+        let e = check(&[("TUTTI_STATE_OUTBOX_MB", "4294967295")]);
+        assert!(
+            e.contains("state.outbox_mb") && e.contains("4294967295"),
+            "{e}"
+        );
     }
 
     #[test]
