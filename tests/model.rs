@@ -327,3 +327,29 @@ fn the_onnx_path_also_finds_its_sidecar() {
     assert_eq!(m.sidecar.labels[4].name, "cello");
     assert_eq!(m.sidecar.labels[4].program, 43);
 }
+
+#[test]
+fn an_unknown_sidecar_key_is_refused_by_name() {
+    // A misspelt key must not be ignored while the value it meant to set
+    // silently keeps its default.
+    let c = copy_model();
+    edit_sidecar(&c, |v| v["relative_treshold"] = 0.5.into());
+    let (e, msg) = load_err(&c);
+    assert!(matches!(e, ModelError::Sidecar { .. }), "{msg}");
+    assert!(
+        msg.contains("unknown field `relative_treshold`") && msg.contains("tutti.json"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn the_model_id_is_the_hash_of_the_sidecar_that_was_parsed() {
+    let c = copy_model();
+    // Reformatted: the same sidecar to serde, other bytes to sha256.
+    edit_sidecar(&c, |_| {});
+    let bytes = std::fs::read(&c.json).unwrap();
+    let m = Model::load(&c.json).unwrap();
+    assert_eq!(m.sidecar_sha256, sha256_hex(&bytes));
+    let shipped = Model::load(&models_dir().join("tutti.json")).unwrap();
+    assert_ne!(m.sidecar_sha256, shipped.sidecar_sha256);
+}

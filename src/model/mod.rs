@@ -212,14 +212,14 @@ impl Model {
         } else {
             path.with_extension("json")
         };
-        let sidecar = Sidecar::load(&sidecar_path)?;
-        let sidecar_sha256 =
-            sha256_hex(
-                &std::fs::read(&sidecar_path).map_err(|source| ModelError::Read {
-                    path: sidecar_path.clone(),
-                    source,
-                })?,
-            );
+        // Read once: the hash that names the model in payloads is of the
+        // very bytes that were parsed.
+        let bytes = std::fs::read(&sidecar_path).map_err(|source| ModelError::Read {
+            path: sidecar_path.clone(),
+            source,
+        })?;
+        let sidecar = Sidecar::parse(&sidecar_path, &bytes)?;
+        let sidecar_sha256 = sha256_hex(&bytes);
         let onnx_path = sidecar_path
             .parent()
             .unwrap_or(Path::new("."))

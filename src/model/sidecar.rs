@@ -16,7 +16,10 @@ pub struct LabelSpec {
     pub threshold: f32,
 }
 
+/// A key the recipe does not write (a typo such as `treshold`) is refused
+/// by name rather than ignored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Sidecar {
     /// ONNX file name, relative to the sidecar.
     pub model_file: String,
@@ -40,12 +43,10 @@ pub struct Sidecar {
 }
 
 impl Sidecar {
-    pub fn load(path: &Path) -> Result<Sidecar, ModelError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let sidecar: Sidecar = serde_json::from_str(&text).map_err(|e| ModelError::Sidecar {
+    /// Parses and checks the sidecar `bytes`, read from `path` (named in
+    /// errors). The caller reads the file once, for this and its hash.
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<Sidecar, ModelError> {
+        let sidecar: Sidecar = serde_json::from_slice(bytes).map_err(|e| ModelError::Sidecar {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
