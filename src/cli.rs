@@ -237,8 +237,9 @@ fn model_candidates() -> Vec<PathBuf> {
         }
     }
     c.push(PathBuf::from("/usr/share/tutti/models/tutti.json"));
+    // Relative: a checkout's own model, when run from its root. Never the
+    // build machine's checkout, which an installed binary must not know.
     c.push(PathBuf::from("models/tutti.json"));
-    c.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tutti.json"));
     c
 }
 

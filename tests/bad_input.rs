@@ -192,3 +192,23 @@ fn bad_options_are_named() {
     assert_ne!(code, 0);
     assert!(err.contains("seed27") && err.contains("seed26"), "{err}");
 }
+
+#[test]
+fn an_installed_binary_does_not_look_in_the_checkout_it_was_built_from() {
+    // Run from elsewhere, with no --model and no TUTTI_MODEL: the build
+    // machine's models/ must not be found behind the user's back.
+    let dir = tempfile::tempdir().unwrap();
+    let wav = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/piano.wav");
+    let out = Command::new(env!("CARGO_BIN_EXE_tutti"))
+        .args(["analyze", wav.to_str().unwrap()])
+        .current_dir(dir.path())
+        .env_remove("TUTTI_MODEL")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("no model found"), "{err}");
+    let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tutti.json");
+    assert!(!err.contains(checkout.to_str().unwrap()), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
