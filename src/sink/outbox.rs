@@ -35,6 +35,25 @@ pub struct Outbox {
     reader: Option<(u64, BufReader<File>)>,
 }
 
+/// Where the last whole line of `file` (of length `len`) ends: the byte
+/// after its last newline, found by reading backwards a block at a time,
+/// so opening a large outbox does not read all of it.
+fn whole_lines_end(file: &File, len: u64) -> std::io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = [0u8; 8192];
+    let mut to = len;
+    while to > 0 {
+        let from = to.saturating_sub(buf.len() as u64);
+        let block = &mut buf[..(to - from) as usize];
+        file.read_exact_at(block, from)?;
+        if let Some(i) = block.iter().rposition(|&b| b == b'\n') {
+            return Ok(from + i as u64 + 1);
+        }
+        to = from;
+    }
+    Ok(0)
+}
+
 impl Outbox {
     /// Opens (or creates) the outbox in `dir`. A last line cut short by a
     /// crash is removed.
@@ -46,23 +65,24 @@ impl Outbox {
             move |source| OutboxError::Io { path: p, source }
         };
         std::fs::create_dir_all(dir).map_err(io(dir))?;
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
             .open(&path)
             .map_err(io(&path))?;
         let mut end = file.metadata().map_err(io(&path))?.len();
-        // Keep only whole lines.
-        if end > 0 {
-            let mut text = vec![];
-            file.seek(SeekFrom::Start(0)).map_err(io(&path))?;
-            file.read_to_end(&mut text).map_err(io(&path))?;
-            let whole = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) as u64;
-            if whole < end {
-                file.set_len(whole).map_err(io(&path))?;
-                end = whole;
-            }
+        // Keep only whole lines: a write cut short by a crash or a full
+        // disk left a torn last line, which could never be parsed.
+        let whole = whole_lines_end(&file, end).map_err(io(&path))?;
+        if whole < end {
+            log::warn!(
+                "{}: skipped a torn last line ({} bytes) that an interrupted write left.",
+                path.display(),
+                end - whole
+            );
+            file.set_len(whole).map_err(io(&path))?;
+            end = whole;
         }
         let cursor = match std::fs::read_to_string(&cursor_path) {
             Ok(t) => t.trim().parse::<u64>().unwrap_or(0).min(end),
@@ -353,5 +373,38 @@ mod tests {
         drop(o);
         let mut o = Outbox::open(dir.path(), 100).unwrap();
         assert_eq!(o.read_at(o.cursor()).unwrap().unwrap().0, "{\"last\":1}");
+    }
+
+    #[test]
+    fn the_last_whole_line_is_found_from_the_end_across_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        // Newlines before, at and after the 8192-byte block edges, and
+        // none at all.
+        for (len, newlines) in [
+            (0usize, vec![]),
+            (5, vec![]),
+            (20_000, vec![]),
+            (20_000, vec![0]),
+            (20_000, vec![19_999]),
+            (20_000, vec![3, 11_807]),
+            (20_000, vec![11_808]),
+            (20_000, vec![11_807, 11_808]),
+            (8192, vec![0, 8191]),
+            (8193, vec![1]),
+        ] {
+            let mut bytes = vec![b'x'; len];
+            for &i in &newlines {
+                bytes[i] = b'\n';
+            }
+            std::fs::write(&path, &bytes).unwrap();
+            let want = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) as u64;
+            let f = File::open(&path).unwrap();
+            assert_eq!(
+                whole_lines_end(&f, len as u64).unwrap(),
+                want,
+                "{len} {newlines:?}"
+            );
+        }
     }
 }
