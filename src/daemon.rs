@@ -17,6 +17,7 @@ use crate::sink::broker::{self, BrokerError, Embedded};
 use crate::sink::mqtt::{MqttError, Sink, SinkStatus, Summary};
 use crate::sink::outbox::{Outbox, OutboxError};
 use crate::sink::payload;
+use crate::sink::stdout::Printer;
 use crate::wait::Stop;
 use crate::window::{WindowError, WindowSpec};
 use std::sync::atomic::Ordering;
@@ -103,7 +104,13 @@ pub fn run(settings: Settings, model: Model, opts: RunOptions) -> Result<Summary
     };
     let (out_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
     let progress = Arc::new(Progress::default());
-    let mut printer = opts.print.then_some(Printer);
+    let mut printer = match opts.print {
+        true => Some(Printer::spawn().map_err(|source| DaemonError::Runtime {
+            what: "standard output printer",
+            source,
+        })?),
+        false => None,
+    };
     let labels = sidecar.labels.clone();
     let model_id = model.sidecar_sha256.clone();
     let hysteresis = settings.hysteresis;
@@ -182,7 +189,6 @@ pub fn run(settings: Settings, model: Model, opts: RunOptions) -> Result<Summary
             &settings.mqtt,
             settings.mqtt.embedded_port,
             labels.clone(),
-            model_id.clone(),
             outbox,
             sink_status,
         );
@@ -199,6 +205,7 @@ pub fn run(settings: Settings, model: Model, opts: RunOptions) -> Result<Summary
         // Hands each detection to every consumer until the input ends or
         // fails; the sink then drains and closes. A stop asked for ends
         // the sink first, and with it the fan-out.
+        let printer = &mut printer;
         let fan_out = async move {
             let mut first = true;
             while let Some(event) = events.recv().await {
@@ -216,14 +223,10 @@ pub fn run(settings: Settings, model: Model, opts: RunOptions) -> Result<Summary
                     service::notify_ready();
                 }
                 log_changes(&d);
+                // Made once: the sink keeps this line in the outbox.
+                let line = payload::detection(&d, &labels, &settings.mqtt.device_id, &model_id);
                 if printer.is_some() || live.is_some() {
-                    let line = payload::detection(&d, &labels, &settings.mqtt.device_id, &model_id);
                     let payload = payload::with_replayed(&line, false);
-                    if let Some(p) = &mut printer {
-                        if !p.print(&payload) {
-                            printer = None;
-                        }
-                    }
                     if let Some((live, metrics)) = &live {
                         if let Some(heard) = &d.heard {
                             metrics.live_window(heard.latency);
@@ -231,8 +234,13 @@ pub fn run(settings: Settings, model: Model, opts: RunOptions) -> Result<Summary
                         let on = d.on_names(&labels).map(String::from).collect();
                         live.publish(&d, &payload, on);
                     }
+                    if let Some(p) = printer {
+                        if !p.print(payload) {
+                            *printer = None;
+                        }
+                    }
                 }
-                if to_sink.send(d).is_err() {
+                if to_sink.send((d, line)).is_err() {
                     break;
                 }
             }
@@ -250,6 +258,9 @@ pub fn run(settings: Settings, model: Model, opts: RunOptions) -> Result<Summary
         }
     });
     service::notify_stopping();
+    if let Some(p) = printer {
+        p.finish();
+    }
     if embedded {
         // The broker goes with the process: give it a moment to pass the
         // last messages (`offline`) on to its subscribers.
@@ -276,32 +287,5 @@ fn log_changes(d: &Detection) {
     for c in &d.changes {
         let how = if c.on { "started" } else { "stopped" };
         log::info!("{} {how}.", title(&c.instrument));
-    }
-}
-
-/// `tutti listen --json`: each detection's MQTT payload on standard output.
-struct Printer;
-
-impl Printer {
-    /// Prints one payload as a line; false when standard output is gone.
-    fn print(&self, payload: &[u8]) -> bool {
-        use std::io::Write;
-        let mut out = std::io::stdout().lock();
-        let printed = out
-            .write_all(payload)
-            .and_then(|()| out.write_all(b"\n"))
-            .and_then(|()| out.flush());
-        match printed {
-            Ok(()) => true,
-            Err(e) => {
-                // A closed pipe (`tutti listen --json | head`) must not
-                // take the daemon down: MQTT and the outbox go on.
-                log::warn!(
-                    "Could not print detections on standard output ({e}); \
-                     printing stops, publishing goes on."
-                );
-                false
-            }
-        }
     }
 }

@@ -43,4 +43,5 @@ pub use instruments::{index_of_name, INSTRUMENTS};
 pub use live::Analyzer;
 pub use model::{sha256_hex, Model, ModelError};
 pub use pipeline::{features_as_they_are, for_each_window, for_each_window_parallel};
+pub use sink::outbox::Outbox;
 pub use window::{WindowInfo, WindowSpec, Windower};

@@ -32,6 +32,8 @@ pub struct Outbox {
     pub dropped: u64,
     /// Lines from `cursor` to `end`.
     waiting_lines: u64,
+    /// Lines were appended since the file was last flushed to the disk.
+    unsynced: bool,
     reader: Option<(u64, BufReader<File>)>,
 }
 
@@ -104,6 +106,7 @@ impl Outbox {
             saved_cursor: cursor,
             dropped: 0,
             waiting_lines: 0,
+            unsynced: false,
             reader: None,
         };
         // A cursor that does not fall on a line start (an old cursor file
@@ -180,6 +183,7 @@ impl Outbox {
         self.file.write_all(&bytes).map_err(|e| self.err(e))?;
         self.end += bytes.len() as u64;
         self.waiting_lines += 1;
+        self.unsynced = true;
         while self.waiting_bytes() > self.max_bytes {
             // Full: the oldest line goes.
             let Some((_, next)) = self.read_at(self.cursor)? else {
@@ -298,8 +302,27 @@ impl Outbox {
 
     /// Flushes the file and the cursor to the disk.
     pub fn sync(&mut self) -> Result<(), OutboxError> {
-        self.file.sync_data().map_err(|e| self.err(e))?;
+        self.sync_data()?;
         self.save_cursor()
+    }
+
+    /// Flushes the lines to the disk (`fdatasync`).
+    pub fn sync_data(&mut self) -> Result<(), OutboxError> {
+        self.file.sync_data().map_err(|e| self.err(e))?;
+        self.unsynced = false;
+        Ok(())
+    }
+
+    /// When lines were appended since the last flush: a handle on the file
+    /// to flush them with, away from the caller's thread (an `fdatasync`
+    /// through any handle flushes the file), and its path for the log.
+    pub fn to_flush(&mut self) -> Result<Option<(File, PathBuf)>, OutboxError> {
+        if !self.unsynced {
+            return Ok(None);
+        }
+        let file = self.file.try_clone().map_err(|e| self.err(e))?;
+        self.unsynced = false;
+        Ok(Some((file, self.path.clone())))
     }
 }
 
@@ -406,5 +429,20 @@ mod tests {
                 "{len} {newlines:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_flush_is_offered_only_after_new_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = Outbox::open(dir.path(), 1 << 20).unwrap();
+        assert!(o.to_flush().unwrap().is_none(), "nothing written yet");
+        o.append("{\"n\":1}").unwrap();
+        let (file, path) = o.to_flush().unwrap().expect("a line to flush");
+        file.sync_data().unwrap();
+        assert_eq!(path, dir.path().join("outbox.jsonl"));
+        assert!(o.to_flush().unwrap().is_none(), "flushed already");
+        o.append("{\"n\":2}").unwrap();
+        o.sync_data().unwrap();
+        assert!(o.to_flush().unwrap().is_none(), "sync_data flushed it");
     }
 }

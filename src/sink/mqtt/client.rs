@@ -70,7 +70,12 @@ pub async fn drive(
 ) {
     let mut backoff = Backoff::default();
     loop {
-        let event = match el.poll().await {
+        // Ends with the sink (its receiver dropped), even while idle.
+        let polled = tokio::select! {
+            polled = el.poll() => polled,
+            () = events.closed() => return,
+        };
+        let event = match polled {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 backoff.reset();
                 LinkEvent::Connected
@@ -92,7 +97,10 @@ pub async fn drive(
                 {
                     return;
                 }
-                tokio::time::sleep(backoff.next_wait()).await;
+                tokio::select! {
+                    () = tokio::time::sleep(backoff.next_wait()) => {}
+                    () = events.closed() => return,
+                }
                 continue;
             }
         };

@@ -36,11 +36,14 @@ pub enum MqttError {
     Tls(#[from] TlsError),
     #[error(transparent)]
     Outbox(#[from] OutboxError),
+    #[error("cannot start the MQTT connection thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// How often work the client did not take yet is offered again.
 const TICK: Duration = Duration::from_millis(5);
-/// How often the outbox cursor is saved.
+/// How often the outbox cursor is saved, and its new lines flushed to the
+/// disk (docs/mqtt.md has the measured cost behind this policy).
 const SAVE_EVERY: Duration = Duration::from_secs(1);
 /// How long a shutdown waits for the outbox to drain and `offline` to land.
 const FLUSH: Duration = Duration::from_secs(5);
@@ -79,7 +82,6 @@ pub struct Sink {
     topics: Topics,
     labels: Vec<LabelSpec>,
     device_id: String,
-    model_id: String,
     discovery_prefix: Option<String>,
     broker_name: String,
     outbox: Outbox,
@@ -91,15 +93,16 @@ pub struct Sink {
     on: Vec<bool>,
     summary: Summary,
     status: Arc<SinkStatus>,
+    /// The outbox's last flush to the disk, while it runs.
+    flushing: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Sink {
-    /// Creates the client and spawns its event loop on the current runtime.
+    /// Creates the client and starts its event loop on a thread of its own.
     pub fn start(
         settings: &MqttSettings,
         embedded_port: u16,
         labels: Vec<LabelSpec>,
-        model_id: String,
         outbox: Outbox,
         status: Arc<SinkStatus>,
     ) -> Result<Sink, MqttError> {
@@ -109,7 +112,23 @@ impl Sink {
         let (client, el) = AsyncClient::new(opts, 0);
         let (link_tx, link) = mpsc::unbounded_channel();
         let (resume, resume_rx) = mpsc::unbounded_channel();
-        tokio::spawn(client::drive(el, link_tx, resume_rx));
+        // The connection runs on a thread of its own, so nothing this side
+        // does between awaits (disk writes, compaction, a slow consumer
+        // elsewhere on the runtime) delays its keep-alives.
+        std::thread::Builder::new()
+            .name("tutti-mqtt".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(client::drive(el, link_tx, resume_rx)),
+                    Err(e) => {
+                        let _ = link_tx.send(LinkEvent::Lost(format!("no runtime: {e}")));
+                    }
+                }
+            })
+            .map_err(MqttError::Thread)?;
         let n = labels.len();
         if !outbox.is_empty() {
             log::info!(
@@ -126,7 +145,6 @@ impl Sink {
             },
             labels,
             device_id: settings.device_id.clone(),
-            model_id,
             discovery_prefix: settings.discovery_prefix.clone(),
             broker_name,
             delivery: Delivery::new(outbox.cursor()),
@@ -138,16 +156,18 @@ impl Sink {
             on: vec![false; n],
             summary: Summary::default(),
             status,
+            flushing: None,
         })
     }
 
-    /// Publishes every detection from `detections` until that channel
+    /// Publishes every detection from `detections`, each with its payload
+    /// line, until that channel
     /// closes (the input ended, or the analysis failed) or `shutdown`
     /// resolves; then drains the outbox for a few seconds, publishes
     /// `offline` and disconnects.
     pub async fn run(
         mut self,
-        mut detections: mpsc::UnboundedReceiver<Detection>,
+        mut detections: mpsc::UnboundedReceiver<(Detection, String)>,
         shutdown: impl Future<Output = ()>,
     ) -> Result<Summary, MqttError> {
         tokio::pin!(shutdown);
@@ -164,19 +184,42 @@ impl Sink {
                 }
                 Some(event) = self.link.recv() => self.on_link(event)?,
                 d = detections.recv() => match d {
-                    Some(d) => self.on_window(&d)?,
+                    Some((d, line)) => self.on_window(&d, &line)?,
                     None => break,
                 },
                 // Retries only while something waits to be handed over, so
                 // an idle sink does not wake every few milliseconds.
                 _ = tick.tick(), if self.work_waiting() => {}
-                _ = save.tick() => self.outbox.save_cursor()?,
+                _ = save.tick() => self.save()?,
             }
             self.pump()?;
             self.report();
         }
         self.close().await?;
         Ok(self.summary)
+    }
+
+    /// Saves the cursor, and flushes the lines appended since the last
+    /// time to the disk on a blocking thread: an `fdatasync` can take long
+    /// on an SD card, and this thread also serves the connection. A flush
+    /// still running when the next is due lets that one wait.
+    fn save(&mut self) -> Result<(), MqttError> {
+        self.outbox.save_cursor()?;
+        if self.flushing.as_ref().is_some_and(|f| !f.is_finished()) {
+            return Ok(());
+        }
+        if let Some((file, path)) = self.outbox.to_flush()? {
+            self.flushing = Some(tokio::task::spawn_blocking(move || {
+                if let Err(e) = file.sync_data() {
+                    log::warn!(
+                        "{}: could not flush the outbox to the disk ({e}); \
+                         a power cut now could lose its latest detections.",
+                        path.display()
+                    );
+                }
+            }));
+        }
+        Ok(())
     }
 
     /// Tells [`SinkStatus`] readers where things stand.
@@ -247,10 +290,11 @@ impl Sink {
         Ok(true)
     }
 
-    fn on_window(&mut self, d: &Detection) -> Result<(), MqttError> {
+    /// Keeps one window's detection, `line` being its payload
+    /// ([`payload::detection`]), in the outbox until the broker has it.
+    fn on_window(&mut self, d: &Detection, line: &str) -> Result<(), MqttError> {
         self.summary.windows += 1;
-        let line = payload::detection(d, &self.labels, &self.device_id, &self.model_id);
-        self.outbox.append(&line)?;
+        self.outbox.append(line)?;
         if self.outbox.dropped > 0 {
             log::warn!(
                 "The outbox is full ({} bytes): dropped the {} oldest detection(s).",
