@@ -339,22 +339,96 @@ fn parse_broker(url: Option<&str>) -> Result<Broker, ConfigError> {
         return Err(invalid("use mqtt://host[:port] or mqtts://host[:port]"));
     };
     let rest = rest.trim_end_matches('/');
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) => (
-            h,
-            p.parse::<u16>()
-                .ok()
-                .filter(|&p| p > 0)
-                .ok_or_else(|| invalid("the port must be a number from 1 to 65535"))?,
-        ),
-        None => (rest, if tls { 8883 } else { 1883 }),
+    let port = |p: &str| {
+        p.parse::<u16>()
+            .ok()
+            .filter(|&p| p > 0)
+            .ok_or_else(|| invalid("the port must be a number from 1 to 65535"))
     };
-    if host.is_empty() || host.contains('/') {
-        return Err(invalid("the host is missing"));
-    }
+    let default_port = if tls { 8883 } else { 1883 };
+    // `[::1]:1883`: an IPv6 address goes in brackets, and is kept without.
+    let (host, port) = if let Some(r) = rest.strip_prefix('[') {
+        let (h, after) = r
+            .split_once(']')
+            .ok_or_else(|| invalid("an IPv6 address needs its closing `]`"))?;
+        if h.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(invalid("not an IPv6 address between `[` and `]`"));
+        }
+        match after {
+            "" => (h, default_port),
+            a => match a.strip_prefix(':') {
+                Some(p) => (h, port(p)?),
+                None => return Err(invalid("only `:port` may follow `]`")),
+            },
+        }
+    } else {
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) => (h, port(p)?),
+            None => (rest, default_port),
+        };
+        if host.is_empty() {
+            return Err(invalid("the host is missing"));
+        }
+        // A host name or an IPv4 address: nothing of a path, user or query.
+        let name_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_');
+        if host.len() > 253 || !host.chars().all(name_char) {
+            return Err(invalid(
+                "the host must be a name, an IPv4 address or an IPv6 address in brackets",
+            ));
+        }
+        (host, port)
+    };
     Ok(Broker::Remote {
         host: host.to_string(),
         port,
         tls,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn remote(url: &str) -> (String, u16, bool) {
+        match parse_broker(Some(url)) {
+            Ok(Broker::Remote { host, port, tls }) => (host, port, tls),
+            other => panic!("{url}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn broker_urls_name_a_host_and_port() {
+        assert_eq!(remote("mqtt://hub"), ("hub".into(), 1883, false));
+        assert_eq!(
+            remote("mqtts://hub.lan:8884/"),
+            ("hub.lan".into(), 8884, true)
+        );
+        assert_eq!(
+            remote("mqtt://10.0.0.2:1884"),
+            ("10.0.0.2".into(), 1884, false)
+        );
+        assert_eq!(remote("mqtts://[::1]"), ("::1".into(), 8883, true));
+        assert_eq!(remote("mqtt://[fe80::2]:99"), ("fe80::2".into(), 99, false));
+    }
+
+    #[test]
+    fn junk_broker_urls_are_refused_naming_the_value() {
+        for (url, why) in [
+            ("mqtt://[::1", "closing `]`"),
+            ("mqtt://[nope]:1883", "not an IPv6 address"),
+            ("mqtt://[::1]x", "only `:port`"),
+            ("mqtt://user@hub", "the host must be"),
+            ("mqtt://hub/path", "the host must be"),
+            ("mqtt://hub?x=1", "the host must be"),
+            ("mqtt://h ub", "the host must be"),
+            ("mqtt://::1", "the host must be"),
+            ("mqtt://:1883", "the host is missing"),
+            ("mqtt://hub:0", "port"),
+            ("mqtt://hub:", "port"),
+            ("mqtts://", "the host is missing"),
+        ] {
+            let e = parse_broker(Some(url)).unwrap_err().to_string();
+            assert!(e.contains(why) && e.contains(url), "{url}: {e}");
+        }
+    }
 }
