@@ -68,10 +68,12 @@ impl Layers {
         };
         let token = match (self.text("http", "token_file"), &self.token_from_env) {
             (Some(file), _) => {
-                let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
-                    path: PathBuf::from(file),
-                    source,
-                })?;
+                let text =
+                    std::fs::read_to_string(file).map_err(|source| ConfigError::ReadNamed {
+                        key: "http.token_file",
+                        path: PathBuf::from(file),
+                        source,
+                    })?;
                 Some(check_token(
                     "http.token_file",
                     file,
@@ -217,10 +219,12 @@ impl Layers {
         };
         let password = match (self.text("mqtt", "password_file"), &self.password_from_env) {
             (Some(file), _) => {
-                let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
-                    path: PathBuf::from(file),
-                    source,
-                })?;
+                let text =
+                    std::fs::read_to_string(file).map_err(|source| ConfigError::ReadNamed {
+                        key: "mqtt.password_file",
+                        path: PathBuf::from(file),
+                        source,
+                    })?;
                 Some(Secret(text.trim_end_matches(['\r', '\n']).to_string()))
             }
             (None, Some(p)) => Some(Secret(p.clone())),

@@ -30,6 +30,13 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A file a setting names (a password or token file).
+    #[error("`{key}` = {path}: cannot read: {source}")]
+    ReadNamed {
+        key: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {reason}")]
     Parse { path: PathBuf, reason: String },
     #[error("{source_name}: unknown setting `{key}` (known: {known})")]
