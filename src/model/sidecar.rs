@@ -57,6 +57,40 @@ impl Sidecar {
         if sidecar.labels.is_empty() {
             return Err(bad("`labels` is empty".into()));
         }
+        // The ONNX file sits beside its sidecar: a bare file name.
+        let name = std::path::Path::new(&sidecar.model_file);
+        if sidecar.model_file.is_empty()
+            || name.file_name() != Some(std::ffi::OsStr::new(&sidecar.model_file))
+        {
+            return Err(bad(format!(
+                "model_file {:?} must be a file name beside the sidecar",
+                sidecar.model_file
+            )));
+        }
+        // Names become MQTT topics and Home Assistant ids.
+        let topic_safe = |n: &str| {
+            !n.is_empty()
+                && n.len() <= 64
+                && n.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        };
+        for (i, l) in sidecar.labels.iter().enumerate() {
+            if !topic_safe(&l.name) {
+                return Err(bad(format!(
+                    "label name {:?} must be 1 to 64 of a-z, 0-9, _ and -",
+                    l.name
+                )));
+            }
+            if sidecar.labels[..i].iter().any(|o| o.name == l.name) {
+                return Err(bad(format!("label `{}` is listed twice", l.name)));
+            }
+            if !(1..=128).contains(&l.program) {
+                return Err(bad(format!(
+                    "program {} of `{}` is outside 1..=128",
+                    l.program, l.name
+                )));
+            }
+        }
         if let Some(l) = sidecar
             .labels
             .iter()
@@ -73,10 +107,25 @@ impl Sidecar {
                 sidecar.relative_threshold
             )));
         }
-        if !(sidecar.window_seconds > 0.0 && sidecar.hop_seconds > 0.0 && sidecar.sample_rate > 0) {
-            return Err(bad(
-                "window_seconds, hop_seconds and sample_rate must be positive".into(),
-            ));
+        // Bounds that keep a window's buffers small and its count finite,
+        // whatever the file says.
+        if !(1000..=384_000).contains(&sidecar.sample_rate) {
+            return Err(bad(format!(
+                "sample_rate {} is outside 1000..=384000",
+                sidecar.sample_rate
+            )));
+        }
+        if !(sidecar.window_seconds >= 0.1 && sidecar.window_seconds <= 60.0) {
+            return Err(bad(format!(
+                "window_seconds {:?} is outside [0.1, 60]",
+                sidecar.window_seconds
+            )));
+        }
+        if !(sidecar.hop_seconds >= 0.01 && sidecar.hop_seconds <= sidecar.window_seconds) {
+            return Err(bad(format!(
+                "hop_seconds {:?} is outside [0.01, window_seconds {:?}]",
+                sidecar.hop_seconds, sidecar.window_seconds
+            )));
         }
         Ok(sidecar)
     }
