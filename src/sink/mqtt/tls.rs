@@ -29,6 +29,25 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     })
 }
 
+/// A PEM parse error as text: its markers and lines are bytes, which the
+/// error's own Display shows as a list of numbers.
+fn pem_reason(e: &rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error;
+    let text = |b: &[u8]| String::from_utf8_lossy(b).trim().to_string();
+    match e {
+        Error::MissingSectionEnd { end_marker } => {
+            format!(
+                "a section lacks its `-----END {}-----` line",
+                text(end_marker)
+            )
+        }
+        Error::IllegalSectionStart { line } => {
+            format!("a section starts with the malformed line {:?}", text(line))
+        }
+        other => other.to_string(),
+    }
+}
+
 /// The TLS client configuration of `s`.
 pub fn client_config(s: &MqttSettings) -> Result<Arc<rustls::ClientConfig>, TlsError> {
     // One crypto provider, ring, for the whole process.
@@ -42,7 +61,12 @@ pub fn client_config(s: &MqttSettings) -> Result<Arc<rustls::ClientConfig>, TlsE
         let pem = read(path)?;
         let certs = CertificateDer::pem_slice_iter(&pem)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| bad(path, format!("not a PEM certificate file ({e})")))?;
+            .map_err(|e| {
+                bad(
+                    path,
+                    format!("not a PEM certificate file ({})", pem_reason(&e)),
+                )
+            })?;
         if certs.is_empty() {
             return Err(bad(path, "holds no PEM certificate".into()));
         }
@@ -60,8 +84,12 @@ pub fn client_config(s: &MqttSettings) -> Result<Arc<rustls::ClientConfig>, TlsE
     let config = match (&s.client_cert, &s.client_key) {
         (Some(cert_path), Some(key_path)) => {
             let chain = certs(cert_path)?;
-            let key = PrivateKeyDer::from_pem_slice(&read(key_path)?)
-                .map_err(|e| bad(key_path, format!("no usable PEM private key ({e})")))?;
+            let key = PrivateKeyDer::from_pem_slice(&read(key_path)?).map_err(|e| {
+                bad(
+                    key_path,
+                    format!("no usable PEM private key ({})", pem_reason(&e)),
+                )
+            })?;
             builder.with_client_auth_cert(chain, key).map_err(|e| {
                 let e = e.to_string();
                 let hint = if e.contains("UnsupportedCertVersion") {
