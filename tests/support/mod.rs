@@ -2,6 +2,7 @@
 //! a `mosquitto_sub` subscriber, and `tutti listen` as a child process.
 #![allow(dead_code)]
 
+pub mod hostile;
 pub mod http;
 
 use std::io::{BufRead, BufReader};
