@@ -46,9 +46,23 @@ for tool in systemd-nspawn debootstrap nsenter python3; do
 done
 work=$(mktemp -d /var/tmp/tutti-systemd-check.XXXXXX)
 root=$work/root
+cgroup=$(basename "$work")
+# The hierarchies where the container gets its own cgroup: the named
+# systemd one and the unified one (cgroup v1 or hybrid), or the root (v2).
+cgroup_roots=()
+for h in /sys/fs/cgroup/systemd /sys/fs/cgroup/unified; do
+  [ -e "$h/cgroup.procs" ] && cgroup_roots+=("$h")
+done
+if [ -e /sys/fs/cgroup/cgroup.controllers ]; then cgroup_roots=(/sys/fs/cgroup); fi
 nspawn=
 init=
+# The nsenter processes of commands left running inside (a subscriber, the
+# FIFO's writers): the container cannot finish powering off while they, its
+# children's parents on the host, are alive.
+helpers=()
 cleanup() {
+  local status=$?
+  if [ "${#helpers[@]}" -gt 0 ]; then kill -9 "${helpers[@]}" 2>/dev/null || true; fi
   if [ -n "$init" ]; then
     inside systemctl poweroff >/dev/null 2>&1 || true
   fi
@@ -56,13 +70,19 @@ cleanup() {
     for _ in $(seq 1 30); do kill -0 "$nspawn" 2>/dev/null || break; sleep 1; done
     if kill -0 "$nspawn" 2>/dev/null; then
       say "the container did not power off within 30 s; killing it"
-      kill -9 "$nspawn" 2>/dev/null || true
+      kill -9 "$nspawn" "$init" 2>/dev/null || true
     fi
     wait 2>/dev/null || true
   fi
+  for h in "${cgroup_roots[@]}"; do
+    [ -d "$h/$cgroup" ] && find "$h/$cgroup" -depth -type d -exec rmdir {} + 2>/dev/null
+  done
   rm -rf "$work"
+  exit "$status"
 }
 trap cleanup EXIT
+# Stopped from outside (CI gives up): clean up all the same.
+trap 'exit 143' TERM INT
 inside() { nsenter -t "$init" -m -u -i -n -p -- "$@"; }
 # Waits up to $1 seconds for the shell condition $2 to hold (evaluated
 # afresh each time).
@@ -113,10 +133,16 @@ set_key device_id '"nspawn"'
 echo "# Edited by systemd-check: the upgrade must keep this line." >>"$config"
 
 # --- boot -----------------------------------------------------------------
-# In a session of its own, so that nothing it signals on the way down (the
-# console's hangup) reaches this script or whatever runs it.
-setsid systemd-nspawn -D "$root" --register=no --keep-unit --private-network --console=passive -b \
-  </dev/null >"$work/boot.log" 2>&1 &
+# With --keep-unit and no systemd on the host, nspawn and the container's
+# systemd would share this script's cgroup, and the container's poweroff
+# would kill this script and whatever runs it (CI) too. So the container
+# gets cgroups of its own, and a session of its own.
+for h in "${cgroup_roots[@]}"; do mkdir -p "$h/$cgroup"; done
+(
+  for h in "${cgroup_roots[@]}"; do echo "$BASHPID" >"$h/$cgroup/cgroup.procs"; done
+  exec setsid systemd-nspawn -D "$root" --register=no --keep-unit --private-network \
+    --console=passive -b </dev/null >"$work/boot.log" 2>&1
+) &
 nspawn=$!
 within 30 'pgrep -P "$nspawn"' || fail "the container did not start: $(tail -5 "$work/boot.log")"
 init=$(pgrep -P "$nspawn" | head -n 1)
@@ -129,8 +155,10 @@ within 60 active || fail "tutti did not become active at boot"
 say "started at boot: active (READY after the first window)"
 
 # A subscriber for the rest of the check, from inside the container.
-inside mosquitto_sub -h 127.0.0.1 -v -q 1 -t 'tutti/#' </dev/null >"$work/sub.log" 2>&1 &
+nsenter -t "$init" -m -u -i -n -p -- mosquitto_sub -h 127.0.0.1 -v -q 1 -t 'tutti/#' \
+  </dev/null >"$work/sub.log" 2>&1 &
 sub=$!
+helpers+=("$sub")
 seen() { grep -c "$1" "$work/sub.log" 2>/dev/null || true; }
 within 20 '[ "$(seen "^tutti/nspawn/detections ")" -ge 3 ]' || fail "no detections on mosquitto"
 say "detections arrive on mosquitto ($(seen '^tutti/nspawn/detections ') so far)"
@@ -155,7 +183,7 @@ say "SIGKILL: restarted (NRestarts 1), the will 'offline' was published"
 # --- a broker outage: the outbox holds detections, and a restart keeps them ---
 box=$root/var/lib/private/tutti/outbox.jsonl
 inside systemctl stop mosquitto
-kill "$sub" 2>/dev/null || true
+kill -9 "$sub" 2>/dev/null || true
 within 20 '[ -s "$box" ]' || fail "no outbox at /var/lib/private/tutti while the broker is down"
 sleep 3
 at_priority 4 | grep 'unreachable' >/dev/null \
@@ -208,10 +236,12 @@ EOF
 inside sh -c 'mkfifo -m 0666 /srv/tutti/capture.fifo'
 set_key device '"default"'
 set_key sample_rate 22050
-inside sh -c 'sleep 900 >/srv/tutti/capture.fifo' </dev/null &
+nsenter -t "$init" -m -u -i -n -p -- sh -c 'sleep 900 >/srv/tutti/capture.fifo' </dev/null &
+helpers+=("$!")
 # Real-time noise, 0.1 s at a time (22050 Hz, 16 bits, mono), until told.
-inside sh -c 'while [ ! -e /srv/tutti/stop ]; do head -c 4410 /dev/urandom; sleep 0.1; done \
-  >/srv/tutti/capture.fifo' </dev/null &
+nsenter -t "$init" -m -u -i -n -p -- sh -c 'while [ ! -e /srv/tutti/stop ]; do
+  head -c 4410 /dev/urandom; sleep 0.1; done >/srv/tutti/capture.fifo' </dev/null &
+helpers+=("$!")
 inside systemctl start tutti
 within 60 active || fail "not active on the ALSA capture"
 restarts=$(prop NRestarts)
