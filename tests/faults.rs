@@ -3,9 +3,98 @@
 
 mod support;
 
-use std::process::Stdio;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 use support::*;
+
+/// A tmpfs of `kb` KiB mounted at `dir`, unmounted when dropped. Mounting
+/// needs root, which CI has; elsewhere these tests fail saying so.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, kb: u32) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={kb}k,mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "mounting a tmpfs at {} needs root", dir.display());
+        Tmpfs(dir.to_path_buf())
+    }
+
+    fn remount(&self, how: &str) {
+        let ok = Command::new("mount")
+            .args(["-o", &format!("remount,{how}")])
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "remount,{how} {}", self.0.display());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// `tutti listen` on a loop with no broker to send to (nothing listens at
+/// a free port), so every detection stays in the outbox under `state`.
+fn listen_unsent(state: &Path, log: &Path) -> std::process::Child {
+    listen(
+        state,
+        &[
+            "--input",
+            "samples/piano.wav",
+            "--loop",
+            "--speed",
+            "10",
+            "--broker",
+            &format!("mqtt://127.0.0.1:{}", free_port()),
+            "--device-id",
+            "disk",
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(std::fs::File::create(log).unwrap())
+    .spawn()
+    .unwrap()
+}
+
+/// The number in `text` just before `what` ("12 detection(s) were not kept").
+fn number_before(text: &str, what: &str) -> u64 {
+    let at = text
+        .find(what)
+        .unwrap_or_else(|| panic!("no `{what}` in {text}"));
+    let digits: String = text[..at]
+        .trim_end()
+        .chars()
+        .rev()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.chars().rev().collect::<String>().parse().unwrap()
+}
+
+/// The outbox's seqs: every line whole JSON.
+fn outbox_seqs(state: &Path) -> Vec<u64> {
+    std::fs::read_to_string(state.join("outbox.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("a torn line ({e}): {l}"));
+            v["seq"].as_u64().unwrap()
+        })
+        .collect()
+}
 
 /// Seqs received, sorted and without the repeats QoS 1 may bring.
 fn seqs(sub: &Sub, prefix: &str) -> Vec<u64> {
@@ -185,4 +274,66 @@ fn a_broker_that_accepts_but_never_answers_loses_nothing() {
         "{said}"
     );
     drop(held);
+}
+
+#[test]
+fn a_full_disk_under_the_outbox_keeps_what_fits_and_counts_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let _disk = Tmpfs::mount(&state, 64);
+    let log = tmp.path().join("stderr.log");
+    let mut child = listen_unsent(&state, &log);
+    let full = wait_until(Duration::from_secs(60), || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("No space left on device"))
+    });
+    // A few more windows on the full disk, then a normal stop.
+    std::thread::sleep(Duration::from_secs(2));
+    signal(&child, "TERM");
+    let status = wait_exit(&mut child, Duration::from_secs(30));
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(full, "the disk never filled: {said}");
+    assert!(status.success(), "{status}: {said}");
+    // Named: the file and the reason, once, as a warning.
+    let warned: Vec<&str> = said
+        .lines()
+        .filter(|l| l.contains("No space left on device"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{said}");
+    assert!(
+        warned[0].starts_with("tutti: warning: ") && warned[0].contains("outbox.jsonl"),
+        "{said}"
+    );
+    // What is kept is whole and in order from the first window; the rest
+    // is counted, and together they are every window analysed.
+    let kept = outbox_seqs(&state);
+    assert!(!kept.is_empty());
+    assert_eq!(kept, (0..kept.len() as u64).collect::<Vec<_>>());
+    let not_kept = number_before(&said, "detection(s) were not kept");
+    let windows = number_before(&said, "windows (");
+    assert!(not_kept > 0, "{said}");
+    assert_eq!(kept.len() as u64 + not_kept, windows, "{said}");
+    assert!(!state.join("outbox.jsonl.tmp").exists());
+}
+
+#[test]
+fn a_read_only_state_directory_stops_tutti_at_start_naming_it() {
+    // A read-only remount needs no file open for writing (else EBUSY), so
+    // here the directory is read-only before tutti starts: it says so in
+    // one line and exits 1 (systemd retries); a directory that turns
+    // read-only later takes the full-disk path above.
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let disk = Tmpfs::mount(&state, 64);
+    disk.remount("ro");
+    let log = tmp.path().join("stderr.log");
+    let mut child = listen_unsent(&state, &log);
+    let status = wait_exit(&mut child, Duration::from_secs(30));
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(status.code(), Some(1), "{said}");
+    assert_eq!(said.trim_end().lines().count(), 1, "{said}");
+    assert!(
+        said.contains(&state.join("outbox.jsonl").display().to_string())
+            && said.contains("Read-only file system"),
+        "{said}"
+    );
 }

@@ -37,6 +37,47 @@ pub struct Outbox {
     reader: Option<(u64, BufReader<File>)>,
 }
 
+/// The outbox's write failures (a full disk, a read-only state directory),
+/// which do not stop tutti: said once when they start and once when they
+/// end, with the detections that could not be kept meanwhile counted.
+#[derive(Debug, Default)]
+pub struct Trouble {
+    failing: bool,
+    /// Detections not kept since the trouble started.
+    lost: u64,
+    /// Detections not kept since tutti started.
+    pub lost_total: u64,
+}
+
+impl Trouble {
+    /// An outbox operation failed; `lost` when a detection went with it.
+    pub fn failed(&mut self, e: &OutboxError, lost: bool) {
+        if lost {
+            self.lost += 1;
+            self.lost_total += 1;
+        }
+        if !self.failing {
+            self.failing = true;
+            log::warn!(
+                "{e}. Detections that cannot be written are counted and dropped until it \
+                 can be; ON/OFF states are still published."
+            );
+        }
+    }
+
+    /// A detection was written: the trouble, if any, is over.
+    pub fn ok(&mut self) {
+        if self.failing {
+            self.failing = false;
+            log::warn!(
+                "The outbox can be written again; {} detection(s) could not be kept meanwhile.",
+                self.lost
+            );
+            self.lost = 0;
+        }
+    }
+}
+
 /// Where the last whole line of `file` (of length `len`) ends: the byte
 /// after its last newline, found by reading backwards a block at a time,
 /// so opening a large outbox does not read all of it.
@@ -176,11 +217,16 @@ impl Outbox {
     }
 
     /// Appends one line (`line` has no newline). Returns its end offset.
+    /// A write that fails (a full disk, a read-only directory) leaves the
+    /// file as it was: what part of the line got written is cut off again.
     pub fn append(&mut self, line: &str) -> Result<u64, OutboxError> {
         let mut bytes = Vec::with_capacity(line.len() + 1);
         bytes.extend_from_slice(line.as_bytes());
         bytes.push(b'\n');
-        self.file.write_all(&bytes).map_err(|e| self.err(e))?;
+        if let Err(e) = self.file.write_all(&bytes) {
+            let _ = self.file.set_len(self.end);
+            return Err(self.err(e));
+        }
         self.end += bytes.len() as u64;
         self.waiting_lines += 1;
         self.unsynced = true;
@@ -263,15 +309,20 @@ impl Outbox {
             path: tmp.clone(),
             source,
         };
-        {
+        let copied = (|| {
             let mut src = File::open(&self.path).map_err(|e| self.err(e))?;
             src.seek(SeekFrom::Start(self.cursor))
                 .map_err(|e| self.err(e))?;
             let mut dst = File::create(&tmp).map_err(io)?;
             std::io::copy(&mut src, &mut dst).map_err(io)?;
             dst.sync_all().map_err(io)?;
+            std::fs::rename(&tmp, &self.path).map_err(io)
+        })();
+        if let Err(e) = copied {
+            // A full disk midway: no half copy left behind.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
         }
-        std::fs::rename(&tmp, &self.path).map_err(io)?;
         self.file = OpenOptions::new()
             .read(true)
             .append(true)

@@ -14,7 +14,7 @@ mod delivery;
 mod discovery;
 mod tls;
 
-use super::outbox::{Outbox, OutboxError};
+use super::outbox::{Outbox, OutboxError, Trouble};
 use super::payload::{self, Topics, OFF, OFFLINE, ON, ONLINE};
 use crate::config::MqttSettings;
 use crate::detect::Detection;
@@ -73,6 +73,8 @@ pub struct Summary {
     pub windows: u64,
     pub delivered: u64,
     pub waiting_bytes: u64,
+    /// Detections the outbox could not be written with.
+    pub not_kept: u64,
 }
 
 pub struct Sink {
@@ -95,6 +97,7 @@ pub struct Sink {
     status: Arc<SinkStatus>,
     /// The outbox's last flush to the disk, while it runs.
     flushing: Option<tokio::task::JoinHandle<()>>,
+    trouble: Trouble,
 }
 
 impl Sink {
@@ -157,6 +160,7 @@ impl Sink {
             summary: Summary::default(),
             status,
             flushing: None,
+            trouble: Trouble::default(),
         })
     }
 
@@ -204,11 +208,17 @@ impl Sink {
     /// on an SD card, and this thread also serves the connection. A flush
     /// still running when the next is due lets that one wait.
     fn save(&mut self) -> Result<(), MqttError> {
-        self.outbox.save_cursor()?;
+        if let Err(e) = self.outbox.save_cursor() {
+            self.trouble.failed(&e, false);
+        }
         if self.flushing.as_ref().is_some_and(|f| !f.is_finished()) {
             return Ok(());
         }
-        if let Some((file, path)) = self.outbox.to_flush()? {
+        let to_flush = self.outbox.to_flush();
+        if let Some((file, path)) = to_flush.unwrap_or_else(|e| {
+            self.trouble.failed(&e, false);
+            None
+        }) {
             self.flushing = Some(tokio::task::spawn_blocking(move || {
                 if let Err(e) = file.sync_data() {
                     log::warn!(
@@ -267,9 +277,18 @@ impl Sink {
             };
             let _ = tokio::time::timeout(Duration::from_secs(2), closed).await;
         }
-        self.outbox.sync()?;
+        if let Err(e) = self.outbox.sync() {
+            log::warn!("{e}: its latest detections may not be on the disk.");
+        }
         self.report();
         self.summary.waiting_bytes = self.outbox.waiting_bytes();
+        self.summary.not_kept = self.trouble.lost_total;
+        if self.summary.not_kept > 0 {
+            log::warn!(
+                "{} detection(s) were not kept: the outbox could not be written.",
+                self.summary.not_kept
+            );
+        }
         if self.summary.waiting_bytes > 0 {
             log::warn!(
                 "{} bytes of detections stay in the outbox for the next start.",
@@ -294,7 +313,10 @@ impl Sink {
     /// ([`payload::detection`]), in the outbox until the broker has it.
     fn on_window(&mut self, d: &Detection, line: &str) -> Result<(), MqttError> {
         self.summary.windows += 1;
-        self.outbox.append(line)?;
+        match self.outbox.append(line) {
+            Ok(_) => self.trouble.ok(),
+            Err(e) => self.trouble.failed(&e, true),
+        }
         if self.outbox.dropped > 0 {
             log::warn!(
                 "The outbox is full ({} bytes): dropped the {} oldest detection(s).",
@@ -368,7 +390,9 @@ impl Sink {
                 if let Acked::Detection { forget_upto } = self.delivery.acked(pkid) {
                     self.summary.delivered += 1;
                     if let Some(end) = forget_upto {
-                        self.outbox.acknowledge(end)?;
+                        if let Err(e) = self.outbox.acknowledge(end) {
+                            self.trouble.failed(&e, false);
+                        }
                         if self.outbox.end() == 0 {
                             // The file started afresh: offsets restart.
                             self.delivery.rebased(0);
@@ -396,8 +420,10 @@ impl Sink {
                 self.connected = false;
                 self.control.clear();
                 self.delivery.lost(self.outbox.cursor());
-                if self.outbox.compact_if_needed()? {
-                    self.delivery.rebased(self.outbox.cursor());
+                match self.outbox.compact_if_needed() {
+                    Ok(true) => self.delivery.rebased(self.outbox.cursor()),
+                    Ok(false) => {}
+                    Err(e) => self.trouble.failed(&e, false),
                 }
                 let _ = self.resume.send(());
             }
