@@ -337,3 +337,54 @@ fn a_read_only_state_directory_stops_tutti_at_start_naming_it() {
         "{said}"
     );
 }
+
+#[test]
+fn a_model_corrupted_while_running_is_not_read_again_until_a_restart_refuses_it() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().unwrap();
+    for f in ["cnn.json", "cnn.onnx"] {
+        std::fs::copy(root().join("models").join(f), tmp.path().join(f)).unwrap();
+    }
+    let model = tmp.path().join("cnn.json").display().to_string();
+    let state = tmp.path().join("state");
+    let args = [
+        "--model",
+        model.as_str(),
+        "--input",
+        "samples/piano.wav",
+        "--loop",
+        "--speed",
+        "10",
+        "--json",
+        "--broker",
+        "mqtt://127.0.0.1:1",
+    ];
+    let mut child = listen(&state, &args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next =
+        || -> serde_json::Value { serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap() };
+    let before = next();
+    // Overwritten in place (what a bad copy or a failing card does), and
+    // the sidecar too.
+    std::fs::write(tmp.path().join("cnn.onnx"), b"not a model").unwrap();
+    std::fs::write(tmp.path().join("cnn.json"), b"{").unwrap();
+    // The running daemon goes on with the model it loaded.
+    let mut after = next();
+    for _ in 0..20 {
+        after = next();
+    }
+    assert_eq!(after["model"], before["model"]);
+    assert!(after["seq"].as_u64() > before["seq"].as_u64());
+    signal(&child, "TERM");
+    assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
+    // The next start refuses it, in one line naming the file.
+    let out = listen(&state, &args).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert_eq!(said.trim_end().lines().count(), 1, "{said}");
+    assert!(said.contains(&model), "{said}");
+}
