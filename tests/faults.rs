@@ -388,3 +388,72 @@ fn a_model_corrupted_while_running_is_not_read_again_until_a_restart_refuses_it(
     assert_eq!(said.trim_end().lines().count(), 1, "{said}");
     assert!(said.contains(&model), "{said}");
 }
+
+#[test]
+fn the_wall_clock_stepping_back_an_hour_loses_and_repeats_nothing() {
+    use std::io::BufRead;
+    // libfaketime (Debian package `faketime`) moves the wall clock only;
+    // the monotonic clock that paces and times tutti runs on, as when NTP
+    // steps a clock back.
+    let lib = std::fs::read_dir("/usr/lib")
+        .unwrap()
+        .filter_map(|d| {
+            let p = d.ok()?.path().join("faketime/libfaketime.so.1");
+            p.exists().then_some(p)
+        })
+        .next()
+        .expect("libfaketime (Debian package `faketime`) must be installed");
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = tmp.path().join("clock");
+    std::fs::write(&clock, "+0\n").unwrap();
+    let state = tmp.path().join("state");
+    let mut child = listen(
+        &state,
+        &[
+            "--input",
+            "samples/piano.wav",
+            "--loop",
+            "--speed",
+            "4",
+            "--json",
+            "--broker",
+            "mqtt://127.0.0.1:1",
+        ],
+    )
+    .env("LD_PRELOAD", &lib)
+    .env("FAKETIME_TIMESTAMP_FILE", &clock)
+    .env("FAKETIME_NO_CACHE", "1")
+    .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next =
+        || -> serde_json::Value { serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap() };
+    let time =
+        |d: &serde_json::Value| humantime::parse_rfc3339(d["timestamp"].as_str().unwrap()).unwrap();
+    let before: Vec<serde_json::Value> = (0..8).map(|_| next()).collect();
+    std::fs::write(&clock, "-1h\n").unwrap();
+    let after: Vec<serde_json::Value> = (0..16).map(|_| next()).collect();
+    signal(&child, "TERM");
+    assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
+    // Every window once, in order, across the step...
+    let seqs: Vec<u64> = before
+        .iter()
+        .chain(&after)
+        .map(|d| d["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (0..24).collect::<Vec<_>>());
+    // ...stamped with the clock as it is: an hour back after the step.
+    let last_before = time(before.last().unwrap());
+    let last_after = time(after.last().unwrap());
+    let back = last_before.duration_since(last_after).unwrap();
+    assert!(
+        back > Duration::from_secs(3000) && back < Duration::from_secs(3600),
+        "{back:?}"
+    );
+    // And all of them wait in the outbox.
+    let kept = outbox_seqs(&state);
+    assert_eq!(&kept[..24], &(0..24).collect::<Vec<_>>()[..]);
+}
