@@ -109,7 +109,7 @@ else
 fi
 cp "$deb" "$root/root/tutti.deb"
 cp "$upgrade" "$root/root/tutti-2.deb"
-# Ten minutes of the violin and cello sample: the input, a WAV file.
+# Five minutes of the violin and cello sample: the input, a WAV file.
 mkdir -p "$root/srv/tutti"
 python3 - "$root/srv/tutti/long.wav" <<'EOF'
 import sys, wave
