@@ -47,7 +47,8 @@ pub async fn not_found(request: Request<Body>) -> ApiError {
 }
 
 /// Rewrites error answers that are not JSON (axum's 405, tower-http's 408
-/// and 413) into the API's error object, keeping their status and headers.
+/// and 413) into the API's error object, keeping their status, headers and
+/// extensions.
 pub async fn as_json(request: Request<Body>, next: Next) -> Response {
     let (method, path) = (request.method().clone(), request.uri().path().to_string());
     let response = next.run(request).await;
@@ -61,6 +62,8 @@ pub async fn as_json(request: Request<Body>, next: Next) -> Response {
     }
     let message = match status {
         StatusCode::METHOD_NOT_ALLOWED => {
+            // axum adds its `Allow` header outside this layer, so the one
+            // route that is not GET is named here.
             let allow = if path == "/v1/predict" { "POST" } else { "GET" };
             format!("{method} is not allowed on {path}; use {allow}")
         }
@@ -81,5 +84,7 @@ pub async fn as_json(request: Request<Body>, next: Next) -> Response {
             answer.headers_mut().insert(name, value.clone());
         }
     }
+    // The route it matched, for the request counter outside.
+    answer.extensions_mut().extend(parts.extensions);
     answer
 }

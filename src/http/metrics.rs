@@ -132,38 +132,23 @@ pub async fn render(State(app): State<App>) -> Response {
         .into_response()
 }
 
-/// The API's routes, as the request counter names them.
-const API_ROUTES: &[&str] = &[
-    "/v1/predict",
-    "/v1/status",
-    "/v1/detections/latest",
-    "/v1/detections/recent",
-    "/v1/events",
-    "/metrics",
-];
-
-/// Counts every request by route (the pattern, never the raw path) and
+/// Counts every request by route (the pattern axum matched, which the
+/// routes hand out through [`super::tag_route`]; never the raw path) and
 /// status, and logs it at debug level; bodies are never logged.
 pub async fn count_request(
     State(_app): State<App>,
     request: Request<Body>,
     next: Next,
 ) -> Response {
-    // The routes have no parameters: the path is the route, or none.
-    let path = request.uri().path();
-    let route: &'static str = match path {
-        "/" | "/page.js" | "/page.css" | "/favicon.ico" => "page",
-        _ => API_ROUTES
-            .iter()
-            .copied()
-            .find(|r| *r == path)
-            .unwrap_or("unmatched"),
-    };
     let method = request.method().clone();
     let started = std::time::Instant::now();
     let response = next.run(request).await;
+    let route = response
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched".to_string(), |m| m.as_str().to_string());
     let status = response.status().as_u16();
-    counter!("tutti_http_requests_total", "route" => route, "status" => status.to_string())
+    counter!("tutti_http_requests_total", "route" => route.clone(), "status" => status.to_string())
         .increment(1);
     log::debug!(
         "HTTP {method} {route} answered {status} in {:.1} ms.",

@@ -199,6 +199,21 @@ impl Server {
     }
 }
 
+/// Hands the route a request matched (which only the routes know) out to
+/// the layers around the router, on the response: the request counter
+/// labels by it.
+async fn tag_route(
+    matched: Option<axum::extract::MatchedPath>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut response = next.run(request).await;
+    if let Some(m) = matched {
+        response.extensions_mut().insert(m);
+    }
+    response
+}
+
 fn router(app: App, max_body: usize) -> Router {
     use tower_http::limit::RequestBodyLimitLayer;
     use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
@@ -219,6 +234,7 @@ fn router(app: App, max_body: usize) -> Router {
             app.clone(),
             auth::require_token,
         ))
+        .route_layer(axum::middleware::from_fn(tag_route))
         // The answers change from one request to the next.
         .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
             axum::http::header::CACHE_CONTROL,
@@ -226,7 +242,7 @@ fn router(app: App, max_body: usize) -> Router {
         ));
     Router::new()
         .merge(api)
-        .merge(page::routes())
+        .merge(page::routes().route_layer(axum::middleware::from_fn(tag_route)))
         .fallback(errors::not_found)
         .layer(axum::middleware::from_fn(errors::as_json))
         .layer(axum::middleware::from_fn_with_state(
