@@ -311,6 +311,20 @@ fn a_full_queue_answers_503_and_the_rest_are_served() {
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(status["predictions"]["answered"], ok as u64);
     assert_eq!(status["predictions"]["refused_busy"], busy.len() as u64);
+    // `serve` has no live input: its keys are there, and null.
+    for key in [
+        "input",
+        "windows",
+        "frames_lost",
+        "level_dbfs",
+        "broker_connected",
+        "outbox",
+        "on",
+        "latest_seq",
+    ] {
+        assert!(status[key].is_null(), "{key}: {status}");
+        assert!(status.as_object().unwrap().contains_key(key), "{key}");
+    }
 }
 
 #[test]

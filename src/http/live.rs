@@ -104,55 +104,56 @@ impl Live {
 /// The live part of `/v1/status`: every key is there, `null` when there is
 /// no live input (`tutti serve`).
 pub fn status(live: Option<&Live>) -> serde_json::Map<String, serde_json::Value> {
-    use serde_json::{json, Value};
-    let mut map = serde_json::Map::new();
-    let Some(live) = live else {
-        for key in [
-            "input",
-            "windows",
-            "frames_lost",
-            "level_dbfs",
-            "broker_connected",
-            "outbox",
-            "on",
-            "latest_seq",
-        ] {
-            map.insert(key.into(), Value::Null);
+    let status = live.map_or_else(LiveStatus::default, LiveStatus::of);
+    match serde_json::to_value(status) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// The live part of `/v1/status`: every key is always there, `null` where
+/// there is no live input (`tutti serve`).
+#[derive(serde::Serialize, Default)]
+struct LiveStatus {
+    input: Option<String>,
+    windows: Option<u64>,
+    frames_lost: Option<u64>,
+    level_dbfs: Option<f64>,
+    broker_connected: Option<bool>,
+    outbox: Option<OutboxStatus>,
+    on: Option<Vec<String>>,
+    latest_seq: Option<u64>,
+}
+
+#[derive(serde::Serialize)]
+struct OutboxStatus {
+    detections: u64,
+    bytes: u64,
+}
+
+impl LiveStatus {
+    fn of(live: &Live) -> LiveStatus {
+        let (p, s) = (&live.progress, &live.sink);
+        let latest_seq = live
+            .latest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|l| l.seq);
+        LiveStatus {
+            input: Some(live.input.clone()),
+            windows: Some(p.windows.load(Ordering::Relaxed)),
+            frames_lost: Some(p.overruns.load(Ordering::Relaxed)),
+            level_dbfs: p.level_dbfs().map(|l| (f64::from(l) * 10.0).round() / 10.0),
+            broker_connected: Some(s.connected.load(Ordering::Relaxed)),
+            outbox: Some(OutboxStatus {
+                detections: s.outbox_detections.load(Ordering::Relaxed),
+                bytes: s.outbox_bytes.load(Ordering::Relaxed),
+            }),
+            on: Some(live.on()),
+            latest_seq,
         }
-        return map;
-    };
-    let p = &live.progress;
-    let s = &live.sink;
-    let latest_seq = live
-        .latest
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_ref()
-        .map(|l| l.seq);
-    map.insert("input".into(), json!(live.input));
-    map.insert("windows".into(), json!(p.windows.load(Ordering::Relaxed)));
-    map.insert(
-        "frames_lost".into(),
-        json!(p.overruns.load(Ordering::Relaxed)),
-    );
-    map.insert(
-        "level_dbfs".into(),
-        json!(p.level_dbfs().map(|l| (f64::from(l) * 10.0).round() / 10.0)),
-    );
-    map.insert(
-        "broker_connected".into(),
-        json!(s.connected.load(Ordering::Relaxed)),
-    );
-    map.insert(
-        "outbox".into(),
-        json!({
-            "detections": s.outbox_detections.load(Ordering::Relaxed),
-            "bytes": s.outbox_bytes.load(Ordering::Relaxed),
-        }),
-    );
-    map.insert("on".into(), json!(live.on()));
-    map.insert("latest_seq".into(), json!(latest_seq));
-    map
+    }
 }
 
 fn no_live_input() -> ApiError {
