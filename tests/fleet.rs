@@ -104,8 +104,6 @@ fn long_wav(path: &Path, seconds: usize) {
 }
 
 #[test]
-#[ignore = "CI lost 186 of 15 850 at the central broker (a0abf17..a2fb78f run); \
-            the central queue limit is lifted since, unproven in CI"]
 fn fifty_devices_through_a_bridge_that_fails_for_20_s_deliver_every_seq() {
     let tmp = tempfile::tempdir().unwrap();
     let wav = tmp.path().join("room.wav");
@@ -204,7 +202,23 @@ fn fifty_devices_through_a_bridge_that_fails_for_20_s_deliver_every_seq() {
         seen.dedup();
         seen
     };
-    let arrived = wait_until(Duration::from_secs(60), || unique().len() as u64 >= total);
+    // The backlog of the outage drains at the central broker's pace, which
+    // a loaded machine slows: the wait ends when all arrived, or when
+    // nothing new arrived for 30 s (polled twice a second, since each look
+    // parses every message).
+    let mut last = (0, Instant::now());
+    let arrived = loop {
+        let n = unique().len();
+        if n as u64 >= total {
+            break true;
+        }
+        if n > last.0 {
+            last = (n, Instant::now());
+        } else if last.1.elapsed() > Duration::from_secs(30) {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
     let got = unique();
     let received = all().len();
     eprintln!(
