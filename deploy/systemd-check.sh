@@ -7,8 +7,10 @@
 # boot, detections on the broker, restart after SIGKILL with the last will,
 # a clean stop that leaves `offline` retained, the journal's priorities, the
 # outbox in /var/lib/private/tutti across a broker outage and a restart,
-# the sandbox's score, the watchdog on a stalled input, and an upgrade to
-# the second package that keeps the config and the outbox.
+# the sandbox's score, the watchdog on a stalled input, the shipped drop-in
+# for a piped source (READY and the watchdog from tutti, the main process),
+# and an upgrade to the second package that keeps the config and the
+# outbox.
 # The container's root is made with debootstrap (about 3 min), or copied
 # from $TUTTI_NSPAWN_ROOT when that names a pristine one.
 #   deploy/systemd-check.sh --make-root DIR   only makes such a pristine root
@@ -252,6 +254,47 @@ inside journalctl -u tutti --no-pager -n 50 | grep "Failed with result 'watchdog
   || fail "the journal does not say the watchdog fired"
 say "a stalled input: the watchdog restarted tutti $((SECONDS - since))s after the input stopped"
 inside systemctl stop tutti
+
+# --- a piped source: the shipped drop-in, READY and the watchdog ----------
+# deploy/examples/piped-source.conf as installed, with a stand-in for
+# ffmpeg that says which URL it got and writes real-time noise until told
+# to stall (its stdout stays open: no end of stream).
+cat >"$root/srv/tutti/camera" <<'EOF'
+#!/bin/sh
+echo "stand-in camera: $1" >&2
+while [ ! -e /srv/tutti/stop-camera ]; do head -c 4410 /dev/urandom; sleep 0.1; done
+exec sleep 900
+EOF
+chmod 755 "$root/srv/tutti/camera"
+dropin=$root/etc/systemd/system/tutti.service.d/piped-source.conf
+mkdir -p "$(dirname "$dropin")"
+python3 - "$root/usr/share/doc/tutti/examples/piped-source.conf" "$dropin" <<'EOF'
+import re, sys
+text = open(sys.argv[1]).read()
+text, n = re.subn(r'exec ffmpeg [^)]*', 'exec /srv/tutti/camera "$$CAMERA"', text)
+assert n == 1, "the drop-in has no ffmpeg line"
+open(sys.argv[2], "w").write(text)
+EOF
+printf 'CAMERA=rtsp://check.invalid/stream1\nSOURCE_NAME=door\n' >"$root/etc/tutti/camera.env"
+chmod 600 "$root/etc/tutti/camera.env"
+inside systemctl daemon-reload
+inside systemctl start tutti
+within 60 active || fail "not active on the piped source"
+pid=$(prop MainPID)
+[ "$(inside cat "/proc/$pid/comm")" = tutti ] || fail "the piped unit's main process is $(inside cat "/proc/$pid/comm"), not tutti"
+within 20 '[ "$(seen "\"source\":\"door\"")" -ge 3 ]' || fail "no detections from the piped source named door"
+this_run | grep -q 'stand-in camera: rtsp://check.invalid/stream1' || fail "the producer did not get the camera URL"
+restarts=$(prop NRestarts)
+fired=$(inside journalctl -u tutti --no-pager -o cat | grep -c "Failed with result 'watchdog'" || true)
+touch "$root/srv/tutti/stop-camera"
+since=$SECONDS
+within 90 '[ "$(prop NRestarts)" -gt "$restarts" ]' || fail "the watchdog did not restart tutti on a stalled pipe"
+[ "$(inside journalctl -u tutti --no-pager -o cat | grep -c "Failed with result 'watchdog'")" -gt "$fired" ] \
+  || fail "the journal does not say the watchdog fired on the stalled pipe"
+say "a piped source (the shipped drop-in): tutti is the main process, detections name it, the watchdog restarted it $((SECONDS - since))s after the pipe stalled"
+inside systemctl stop tutti
+rm -f "$dropin" "$root/srv/tutti/stop-camera"
+inside systemctl daemon-reload
 
 # --- upgrade to -2: restarted, config and outbox kept ----------------------
 set_key device '"/srv/tutti/long.wav"'

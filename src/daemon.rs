@@ -5,9 +5,9 @@
 //! the HTTP API (when `http.listen` is set), and systemd, which hears READY
 //! after the first window and watchdog pings while audio flows.
 
-use crate::capture::{self, file::FileSource, CaptureError};
+use crate::capture::{self, file::FileSource, stdin::StdinSource, CaptureError};
 use crate::config::{Broker, Input, Settings};
-use crate::detect::Detection;
+use crate::detect::{Detection, Rules};
 use crate::http::{HttpError, Live, Metrics, Predictor, Server};
 use crate::instruments::title;
 use crate::live::{Progress, Worker, WorkerError, WorkerEvent};
@@ -58,7 +58,13 @@ pub struct RunOptions {
 }
 
 /// Runs until the input ends or SIGTERM/SIGINT; returns what was sent.
-pub fn run(settings: Settings, model: Model, opts: RunOptions) -> Result<Summary, DaemonError> {
+/// `rules` are the user's overrides resolved against `model`'s labels.
+pub fn run(
+    settings: Settings,
+    model: Model,
+    rules: Rules,
+    opts: RunOptions,
+) -> Result<Summary, DaemonError> {
     let sidecar = &model.sidecar;
     let spec = WindowSpec::from_seconds(
         sidecar.sample_rate,
@@ -92,6 +98,7 @@ pub fn run(settings: Settings, model: Model, opts: RunOptions) -> Result<Summary
             looped: opts.looped,
         }
         .spawn(src_tx, stop.clone())?,
+        Input::Stdin(format) => StdinSource { format: *format }.spawn(src_tx, stop.clone())?,
         other => capture::device::spawn(
             capture::device::Request {
                 input: other.clone(),
@@ -112,7 +119,11 @@ pub fn run(settings: Settings, model: Model, opts: RunOptions) -> Result<Summary
         false => None,
     };
     let labels = sidecar.labels.clone();
-    let model_id = model.sidecar_sha256.clone();
+    let origin = payload::Origin {
+        device_id: settings.mqtt.device_id.clone(),
+        source: settings.input_name.clone(),
+        model_id: model.sidecar_sha256.clone(),
+    };
     let hysteresis = settings.hysteresis;
     let model = Arc::new(model);
     let sink_status = Arc::new(SinkStatus::default());
@@ -130,6 +141,7 @@ pub fn run(settings: Settings, model: Model, opts: RunOptions) -> Result<Summary
             )?),
             Arc::new(Predictor::new(
                 model.clone(),
+                rules.clone(),
                 hysteresis,
                 settings.hop_seconds,
                 settings.http.queue,
@@ -144,6 +156,7 @@ pub fn run(settings: Settings, model: Model, opts: RunOptions) -> Result<Summary
             model,
             spec,
             channel: settings.channel,
+            rules: rules.clone(),
             hysteresis: settings.hysteresis,
         };
         std::thread::Builder::new()
@@ -188,7 +201,9 @@ pub fn run(settings: Settings, model: Model, opts: RunOptions) -> Result<Summary
         let sink = Sink::start(
             &settings.mqtt,
             settings.mqtt.embedded_port,
+            &settings.input_name,
             labels.clone(),
+            rules.excluded.clone(),
             outbox,
             sink_status,
         );
@@ -224,12 +239,12 @@ pub fn run(settings: Settings, model: Model, opts: RunOptions) -> Result<Summary
                 }
                 log_changes(&d);
                 // Made once: the sink keeps this line in the outbox.
-                let line = payload::detection(&d, &labels, &settings.mqtt.device_id, &model_id);
+                let line = payload::detection(&d, &labels, &origin);
                 if printer.is_some() || live.is_some() {
                     let payload = payload::with_replayed(&line, false);
                     if let Some((live, metrics)) = &live {
                         if let Some(heard) = &d.heard {
-                            metrics.live_window(heard.latency);
+                            metrics.live_window(heard.latency, d.level);
                         }
                         let on = d.on_names(&labels).map(String::from).collect();
                         live.publish(&d, &payload, on);

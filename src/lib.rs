@@ -1,10 +1,11 @@
 //! tutti: which orchestral instruments are playing, from audio, on the edge.
 //!
 //! Data flows one way, one module per stage:
-//! `capture` (microphone or file into a lock-free ring) or `audio`
-//! (decode, downmix, resample) → `window` (sliding windows) →
-//! `features` (named feature sets) → `model` (ONNX run by tract) →
-//! `detect` (thresholds, labels, ON/OFF states) → `output` (table or
+//! `capture` (microphone, file or pipe into a lock-free ring) or `audio`
+//! (decode, downmix, resample) → `window` (sliding windows and their
+//! sound level) → `features` (named feature sets) → `model` (ONNX run by
+//! tract) → `detect` (thresholds, the user's per-instrument rules, ON/OFF
+//! states) → `output` (table or
 //! JSON lines), `sink` (MQTT) or `http` (the API, live page and metrics). `live` runs the live stages in a
 //! worker thread and `daemon` wires them; `config` holds the daemon's
 //! settings, `service` its systemd integration and `wait` how its threads

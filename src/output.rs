@@ -3,6 +3,7 @@
 
 use crate::detect::{round4, Detection};
 use crate::model::LabelSpec;
+use crate::window::level::round_db;
 use serde::Serialize;
 use std::io::{self, Write};
 
@@ -17,6 +18,9 @@ pub struct WindowJson<'a> {
     padded: bool,
     instruments: Vec<&'a str>,
     scores: serde_json::Map<String, serde_json::Value>,
+    /// The window's level (RMS and peak), in dBFS.
+    rms_dbfs: f64,
+    peak_dbfs: f64,
     /// The instruments the daemon would hold ON after this window.
     on: Vec<&'a str>,
 }
@@ -31,6 +35,8 @@ impl<'a> WindowJson<'a> {
             padded: d.padded,
             instruments: d.instrument_names(labels).collect(),
             scores: d.score_map(labels),
+            rms_dbfs: round_db(d.level.rms_dbfs),
+            peak_dbfs: round_db(d.level.peak_dbfs),
             on: d.on_names(labels).collect(),
         }
     }

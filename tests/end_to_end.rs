@@ -42,6 +42,8 @@ fn json_lines_have_the_documented_fields_and_windows() {
                 "padded",
                 "instruments",
                 "scores",
+                "rms_dbfs",
+                "peak_dbfs",
                 "on"
             ]
         );

@@ -244,7 +244,7 @@ fn every_regression_fixture_is_refused_in_one_line() {
         let run = run_bounded(&["config", "--config", &name]);
         assert_eq!(run.0, 1, "{name} must be refused: {}", run.2);
         assert_eq!(
-            assert_clean(&name, &run, &["`mqtt.".into()]),
+            assert_clean(&name, &run, &["`mqtt.".into(), "`analysis.".into()]),
             1,
             "{}",
             run.2

@@ -8,16 +8,19 @@ use std::process::Stdio;
 use std::time::Duration;
 use support::*;
 
-/// The detection payload's fields, in order: the MQTT contract.
-const DETECTION_FIELDS: [&str; 11] = [
+/// The detection payload's fields, in order: the MQTT contract (schema 2).
+const DETECTION_FIELDS: [&str; 14] = [
     "schema",
     "device_id",
+    "source",
     "seq",
     "timestamp",
     "window_start",
     "window_end",
     "instruments",
     "scores",
+    "rms_dbfs",
+    "peak_dbfs",
     "model",
     "latency_ms",
     "replayed",
@@ -54,6 +57,8 @@ fn a_file_played_through_listen_reaches_mosquitto_as_analyze_scores_it() {
             &broker,
             "--device-id",
             "stage",
+            "--input-name",
+            "Stage left",
         ],
     )
     .stdout(Stdio::null())
@@ -77,8 +82,9 @@ fn a_file_played_through_listen_reaches_mosquitto_as_analyze_scores_it() {
         // The frozen contract: these fields, in this order.
         let keys: Vec<&str> = d.as_object().unwrap().keys().map(String::as_str).collect();
         assert_eq!(keys, DETECTION_FIELDS, "{d}");
-        assert_eq!(d["schema"], 1);
+        assert_eq!(d["schema"], 2);
         assert_eq!(d["device_id"], "stage");
+        assert_eq!(d["source"], "Stage left");
         assert_eq!(d["seq"], k as u64);
         assert_eq!(d["model"], model.as_str());
         assert_eq!(d["replayed"], false);
@@ -92,6 +98,10 @@ fn a_file_played_through_listen_reaches_mosquitto_as_analyze_scores_it() {
         // Same pipeline as analyze: same scores, same instruments.
         assert_eq!(d["scores"], a["scores"], "window {k}");
         assert_eq!(d["instruments"], a["instruments"], "window {k}");
+        // The window's level, as analyze measures it.
+        assert_eq!(d["rms_dbfs"], a["rms_dbfs"], "window {k}");
+        assert_eq!(d["peak_dbfs"], a["peak_dbfs"], "window {k}");
+        assert!(d["rms_dbfs"].as_f64().unwrap() < d["peak_dbfs"].as_f64().unwrap());
     }
     // Status: online while running, offline (retained) at the end.
     assert_eq!(sub.payloads("tutti/stage/status"), ["online", "offline"]);
@@ -126,6 +136,16 @@ fn a_file_played_through_listen_reaches_mosquitto_as_analyze_scores_it() {
     assert_eq!(violin["availability_topic"], "tutti/stage/status");
     assert_eq!(violin["unique_id"], "tutti_stage_violin");
     assert_eq!(violin["device"]["identifiers"][0], "tutti_stage");
+    assert_eq!(violin["device"]["name"], "tutti Stage left");
+    // And a sound-level sensor read from each detection.
+    let level: Value = serde_json::from_str(
+        &retained(port, "homeassistant/sensor/tutti_stage/level/config").unwrap(),
+    )
+    .unwrap();
+    assert_eq!(level["state_topic"], "tutti/stage/detections");
+    assert_eq!(level["value_template"], "{{ value_json.rms_dbfs }}");
+    assert_eq!(level["unit_of_measurement"], "dBFS");
+    assert_eq!(level["device"]["identifiers"][0], "tutti_stage");
 }
 
 #[test]

@@ -5,7 +5,7 @@
 mod support;
 
 use std::os::unix::net::UnixDatagram;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -28,22 +28,8 @@ fn systemd_hears_ready_after_the_first_window_then_watchdog_pings_then_stopping(
             &port.to_string(),
         ],
     );
-    // WATCHDOG_PID must be the daemon's own pid: a shell that execs it.
-    let mut args = vec![listen_cmd.get_program().to_string_lossy().into_owned()];
-    args.extend(
-        listen_cmd
-            .get_args()
-            .map(|a| a.to_string_lossy().into_owned()),
-    );
-    let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
     let started = Instant::now();
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(format!("WATCHDOG_PID=$$ exec {}", quoted.join(" ")))
-        .current_dir(root())
-        .env("NOTIFY_SOCKET", &socket_path)
-        .env("WATCHDOG_USEC", "400000")
-        .env_remove("TUTTI_MODEL")
+    let mut child = as_service(&listen_cmd, &socket_path, Duration::from_millis(400))
         .stdout(Stdio::null())
         .spawn()
         .unwrap();

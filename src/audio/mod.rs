@@ -1,7 +1,7 @@
 //! Audio input: decoding WAV files and turning them into a mono stream at the
 //! model's sample rate. Everything downstream sees only `f32` mono samples.
 
-mod resample;
+pub(crate) mod resample;
 mod wav;
 
 pub use resample::Resampler;

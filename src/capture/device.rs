@@ -197,7 +197,7 @@ fn find(host: &cpal::Host, input: &Input) -> Result<cpal::Device, CaptureError> 
                     },
                 })
         }
-        Input::File(_) => unreachable!("files are not devices"),
+        Input::File(_) | Input::Stdin(_) => unreachable!("files and pipes are not devices"),
     }
 }
 

@@ -1,5 +1,5 @@
-//! Capture: where live audio comes from. A source (a cpal capture device, or
-//! a WAV file played at real-time pace) writes interleaved `f32` frames into
+//! Capture: where live audio comes from. A source (a cpal capture device, a
+//! WAV file played at real-time pace, or raw PCM on standard input) writes interleaved `f32` frames into
 //! a lock-free single-producer ring; the analysis worker reads them out.
 //!
 //! Each time a source (re)opens it starts a new [`Segment`]: a fresh ring
@@ -8,6 +8,7 @@
 
 pub mod device;
 pub mod file;
+pub mod stdin;
 
 use ringbuf::traits::{Observer, Producer, Split};
 use ringbuf::{HeapCons, HeapProd, HeapRb};

@@ -4,11 +4,9 @@
 use super::host::device_id_from;
 use super::layers::Layers;
 use super::{
-    Broker, Channel, ConfigError, HttpSettings, Input, MqttSettings, Secret, Settings,
-    DEFAULT_HTTP_LISTEN,
+    Broker, ConfigError, HttpSettings, MqttSettings, Secret, Settings, DEFAULT_HTTP_LISTEN,
 };
-use crate::detect::Hysteresis;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use toml::Value;
 
 impl Layers {
@@ -21,16 +19,19 @@ impl Layers {
         default_state: Option<&str>,
     ) -> Result<Settings, ConfigError> {
         let (input, channel) = self.input()?;
-        let (hop_seconds, hysteresis) = self.analysis()?;
+        let (hysteresis, overrides) = self.detection()?;
+        let mqtt = self.mqtt(hostname)?;
         Ok(Settings {
             input,
+            input_name: self.input_name(&mqtt.device_id)?,
             channel,
             sample_rate: self.optional_count("input.sample_rate", 1000..=768_000)?,
             period_frames: self.optional_count("input.period_frames", 16..=1_000_000)?,
             model: self.text("analysis", "model").map(PathBuf::from),
-            hop_seconds,
+            hop_seconds: self.hop()?,
             hysteresis,
-            mqtt: self.mqtt(hostname)?,
+            overrides,
+            mqtt,
             state_dir: self
                 .text("state", "directory")
                 .or(default_state.filter(|s| !s.is_empty()))
@@ -118,35 +119,8 @@ impl Layers {
         })
     }
 
-    fn input(&self) -> Result<(Input, Channel), ConfigError> {
-        let input = match self.text("input", "device") {
-            None | Some("default") => Input::Default,
-            Some(d) if d.to_lowercase().ends_with(".wav") || Path::new(d).is_file() => {
-                Input::File(PathBuf::from(d))
-            }
-            Some(d) => d
-                .parse()
-                .map(Input::Index)
-                .unwrap_or_else(|_| Input::Device(d.to_string())),
-        };
-        let channel = match self.text("input", "channel") {
-            None | Some("mix") => Channel::Mix,
-            Some(c) => match c.parse::<u16>() {
-                Ok(n) if n >= 1 => Channel::Only(n),
-                _ => {
-                    return Err(ConfigError::Invalid {
-                        key: "input.channel",
-                        value: format!("{c:?}"),
-                        reason: "use \"mix\" or a channel number from 1".into(),
-                    })
-                }
-            },
-        };
-        Ok((input, channel))
-    }
-
     /// A device setting where 0 (or nothing) means the device's own.
-    fn optional_count(
+    pub(super) fn optional_count(
         &self,
         key: &'static str,
         range: std::ops::RangeInclusive<i64>,
@@ -167,7 +141,7 @@ impl Layers {
         }
     }
 
-    fn analysis(&self) -> Result<(f64, Hysteresis), ConfigError> {
+    fn hop(&self) -> Result<f64, ConfigError> {
         let hop = self.number("analysis", "hop").unwrap_or(0.5);
         if !(hop.is_finite() && hop > 0.0) {
             return Err(ConfigError::Invalid {
@@ -176,22 +150,7 @@ impl Layers {
                 reason: "must be a positive number of seconds".into(),
             });
         }
-        let defaults = Hysteresis::default();
-        let hold_seconds = check_hold(
-            self.number("analysis", "hold")
-                .unwrap_or(defaults.hold_seconds),
-        )?;
-        let margin = check_margin(
-            self.number("analysis", "margin")
-                .unwrap_or(f64::from(defaults.margin)),
-        )?;
-        Ok((
-            hop,
-            Hysteresis {
-                hold_seconds,
-                margin,
-            },
-        ))
+        Ok(hop)
     }
 
     fn mqtt(&self, hostname: &str) -> Result<MqttSettings, ConfigError> {
@@ -298,32 +257,6 @@ fn check_token(key: &'static str, shown: &str, token: &str) -> Result<Secret, Co
         ));
     }
     Ok(Secret(token.to_string()))
-}
-
-/// `analysis.hold` (and `tutti analyze --hold`): seconds, 0 or more.
-pub fn check_hold(seconds: f64) -> Result<f64, ConfigError> {
-    if seconds.is_finite() && seconds >= 0.0 {
-        Ok(seconds)
-    } else {
-        Err(ConfigError::Invalid {
-            key: "analysis.hold",
-            value: seconds.to_string(),
-            reason: "must be 0 or more seconds".into(),
-        })
-    }
-}
-
-/// `analysis.margin` (and `tutti analyze --margin`): a score in [0, 1).
-pub fn check_margin(margin: f64) -> Result<f32, ConfigError> {
-    if (0.0..1.0).contains(&margin) {
-        Ok(margin as f32)
-    } else {
-        Err(ConfigError::Invalid {
-            key: "analysis.margin",
-            value: margin.to_string(),
-            reason: "must be in [0, 1)".into(),
-        })
-    }
 }
 
 fn parse_broker(url: Option<&str>) -> Result<Broker, ConfigError> {

@@ -12,6 +12,11 @@ pub enum ValueKind {
     Number,
     /// A whole number, 0 or more.
     Count,
+    /// A list of names: an array in the file, comma-separated elsewhere.
+    List,
+    /// Numbers by name: a table in the file, `name=value,…` elsewhere.
+    /// Layers merge it name by name.
+    Map,
 }
 
 /// One setting: `[section] name` in the file, `TUTTI_SECTION_NAME` in the
@@ -40,7 +45,7 @@ impl Key {
 }
 
 /// The Rust type a flag parses into, and the value it gives the layers.
-trait FlagValue {
+pub(super) trait FlagValue {
     const KIND: ValueKind;
     fn value(&self) -> toml::Value;
 }
@@ -63,6 +68,64 @@ impl FlagValue for u32 {
     const KIND: ValueKind = ValueKind::Count;
     fn value(&self) -> toml::Value {
         toml::Value::Integer(i64::from(*self))
+    }
+}
+
+/// Names given as `a,b,c` (a flag or variable).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Names(pub Vec<String>);
+
+impl std::str::FromStr for Names {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        Ok(Names(
+            text.split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(String::from)
+                .collect(),
+        ))
+    }
+}
+
+impl FlagValue for Names {
+    const KIND: ValueKind = ValueKind::List;
+    fn value(&self) -> toml::Value {
+        toml::Value::Array(self.0.iter().cloned().map(toml::Value::String).collect())
+    }
+}
+
+/// Numbers by name, given as `a=0.4,b=0.5` (a flag or variable).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NumberMap(pub Vec<(String, f64)>);
+
+impl std::str::FromStr for NumberMap {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let mut map = vec![];
+        for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let parsed = item
+                .split_once('=')
+                .and_then(|(n, v)| Some((n.trim(), v.trim().parse::<f64>().ok()?)))
+                .filter(|(n, _)| !n.is_empty());
+            match parsed {
+                Some((n, v)) => map.push((n.to_string(), v)),
+                None => return Err(format!("{item:?} is not NAME=NUMBER")),
+            }
+        }
+        Ok(NumberMap(map))
+    }
+}
+
+impl FlagValue for NumberMap {
+    const KIND: ValueKind = ValueKind::Map;
+    fn value(&self) -> toml::Value {
+        toml::Value::Table(
+            self.0
+                .iter()
+                .map(|(n, v)| (n.clone(), toml::Value::Float(*v)))
+                .collect(),
+        )
     }
 }
 
@@ -106,14 +169,24 @@ macro_rules! keys {
 
 keys! {
     /// Capture device (name, id or index from `tutti devices`, or
-    /// "default"), or a WAV file to play through the pipeline.
+    /// "default"), a WAV file to play through the pipeline, or "-" for raw
+    /// PCM on standard input.
     [input] device: String = "input";
+    /// This input's name in every payload and in Home Assistant (default:
+    /// the device id).
+    [input] name: String = "input-name";
     /// "mix" or a channel number from 1.
     [input] channel: String = "channel";
-    /// Open the device at this rate in Hz (0: its own).
+    /// Open the device at this rate in Hz (0: its own); with `--input -`,
+    /// the stream's rate (required).
     [input] sample_rate: u32 = "sample-rate";
     /// Frames per capture period (0: the device's).
     [input] period_frames: u32 = "period-frames";
+    /// With `--input -`: the samples' format, s16le, s32le or f32le
+    /// (default s16le).
+    [input] format: String = "input-format";
+    /// With `--input -`: channels interleaved in the stream (default 1).
+    [input] channels: u32 = "channels";
     /// Model sidecar (.json) (default: the installed model).
     [analysis] model: String = "model";
     /// Seconds between windows (default 0.5).
@@ -123,6 +196,16 @@ keys! {
     /// How far under its threshold a score still supports an ON
     /// instrument (default 0.05).
     [analysis] margin: f64 = "margin";
+    /// Windows in a row over its threshold before an instrument turns ON
+    /// (default 1).
+    [analysis] confirm: u32 = "confirm";
+    /// Seconds after an instrument turns OFF before it may turn ON again
+    /// (default 0).
+    [analysis] cooldown: f64 = "cooldown";
+    /// Instruments never reported nor ON, still scored: NAME,NAME,…
+    [instruments] exclude: Names = "exclude";
+    /// Thresholds in (0, 1] that replace the model's: NAME=VALUE,…
+    [instruments] thresholds: NumberMap = "thresholds";
     /// Broker URL, mqtt://host[:port] or mqtts://host[:port] (default: the
     /// embedded broker on 127.0.0.1).
     [mqtt] broker: String = "broker";

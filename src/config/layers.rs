@@ -2,7 +2,7 @@
 //! and flags, merged key by key (later layers win) with every key and value
 //! checked against its definition in [`super::keys`] as it comes in.
 
-use super::keys::{Flags, Key, ValueKind, KEYS};
+use super::keys::{FlagValue, Flags, Key, Names, NumberMap, ValueKind, KEYS};
 use super::ConfigError;
 use std::path::Path;
 use toml::{Table, Value};
@@ -128,7 +128,7 @@ impl Layers {
         key: &str,
         value: Value,
     ) -> Result<(), ConfigError> {
-        let Some(Key { kind, .. }) = Key::find(section, key) else {
+        let Some(&Key { kind, .. }) = Key::find(section, key) else {
             return Err(ConfigError::UnknownKey {
                 source_name: source.to_string(),
                 key: format!("{section}.{key}"),
@@ -151,13 +151,39 @@ impl Layers {
             (ValueKind::Number, _) => return Err(type_error("a number")),
             (ValueKind::Count, Value::Integer(i)) if *i >= 0 => value.clone(),
             (ValueKind::Count, _) => return Err(type_error("a whole number >= 0")),
+            (ValueKind::List, Value::Array(items)) if items.iter().all(Value::is_str) => {
+                value.clone()
+            }
+            (ValueKind::List, _) => return Err(type_error("a list of names")),
+            (ValueKind::Map, Value::Table(t)) => {
+                let mut numbers = Table::new();
+                for (name, v) in t {
+                    let n = match v {
+                        Value::Float(f) => *f,
+                        Value::Integer(i) => *i as f64,
+                        _ => return Err(type_error("a table of numbers by name")),
+                    };
+                    numbers.insert(name.clone(), Value::Float(n));
+                }
+                Value::Table(numbers)
+            }
+            (ValueKind::Map, _) => return Err(type_error("a table of numbers by name")),
         };
-        self.merged
+        let section = self
+            .merged
             .entry(section.to_string())
             .or_insert_with(|| Value::Table(Table::new()))
             .as_table_mut()
-            .expect("sections are tables")
-            .insert(key.to_string(), value);
+            .expect("sections are tables");
+        match (section.get_mut(key), value) {
+            // A map merges name by name: a later layer's name wins.
+            (Some(Value::Table(earlier)), Value::Table(later)) if kind == ValueKind::Map => {
+                earlier.extend(later)
+            }
+            (_, value) => {
+                section.insert(key.to_string(), value);
+            }
+        }
         Ok(())
     }
 
@@ -181,6 +207,33 @@ impl Layers {
     pub(super) fn count(&self, section: &str, key: &str) -> Option<i64> {
         self.merged.get(section)?.get(key)?.as_integer()
     }
+
+    /// A list of names, in the order given.
+    pub(super) fn list(&self, section: &str, key: &str) -> Vec<String> {
+        let items = self.merged.get(section).and_then(|s| s.get(key));
+        items
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Numbers by name, sorted by name.
+    pub(super) fn map(&self, section: &str, key: &str) -> Vec<(String, f64)> {
+        let table = self.merged.get(section).and_then(|s| s.get(key));
+        table
+            .and_then(Value::as_table)
+            .map(|t| {
+                t.iter()
+                    .filter_map(|(n, v)| Some((n.clone(), v.as_float()?)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 /// A value given as text (an environment variable) typed as `key` wants.
@@ -200,5 +253,13 @@ fn parse_text(source: &str, key: &Key, text: &str) -> Result<Value, ConfigError>
                 .map_err(|_| bad("a whole number >= 0"))?
                 .into(),
         ),
+        ValueKind::List => text
+            .parse::<Names>()
+            .map_err(|_| bad("a list of names"))?
+            .value(),
+        ValueKind::Map => text
+            .parse::<NumberMap>()
+            .map_err(|_| bad("NAME=NUMBER,…"))?
+            .value(),
     })
 }

@@ -7,16 +7,18 @@
 //! their name. [`host`] reads what the defaults need from the machine.
 
 mod check;
+mod detection;
 mod host;
+mod input;
 mod keys;
 mod layers;
 
-pub use check::{check_hold, check_margin};
+pub use detection::{check_hold, check_margin, detection_from_file};
 pub use host::{default_state_dir, hostname, running_as_root};
 pub use keys::Flags;
 pub use layers::Layers;
 
-use crate::detect::Hysteresis;
+use crate::detect::{Hysteresis, Overrides};
 use std::path::{Path, PathBuf};
 
 /// Where the daemon looks for its configuration file by default.
@@ -71,6 +73,43 @@ pub enum Input {
     Device(String),
     /// A WAV file played through the pipeline at real-time pace.
     File(PathBuf),
+    /// Raw PCM on standard input (`-`), as ffmpeg, arecord or pw-record
+    /// write it.
+    Stdin(RawFormat),
+}
+
+/// How raw samples are written, little-endian.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    S16,
+    S32,
+    F32,
+}
+
+impl Encoding {
+    pub fn bytes(self) -> usize {
+        match self {
+            Encoding::S16 => 2,
+            Encoding::S32 | Encoding::F32 => 4,
+        }
+    }
+
+    /// The name `input.format` gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Encoding::S16 => "s16le",
+            Encoding::S32 => "s32le",
+            Encoding::F32 => "f32le",
+        }
+    }
+}
+
+/// The shape of a raw PCM stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawFormat {
+    pub encoding: Encoding,
+    pub sample_rate: u32,
+    pub channels: u16,
 }
 
 impl std::fmt::Display for Input {
@@ -81,6 +120,13 @@ impl std::fmt::Display for Input {
             Input::Index(i) => write!(f, "capture device {i}"),
             Input::Device(name) => write!(f, "capture device {name}"),
             Input::File(path) => write!(f, "{}", path.display()),
+            Input::Stdin(raw) => write!(
+                f,
+                "standard input ({}, {} Hz, {} channel(s))",
+                raw.encoding.name(),
+                raw.sample_rate,
+                raw.channels
+            ),
         }
     }
 }
@@ -159,6 +205,8 @@ pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8080";
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub input: Input,
+    /// `input.name`: names the input in payloads and Home Assistant.
+    pub input_name: String,
     pub channel: Channel,
     /// The rate to open the capture device at; `None`: its default.
     pub sample_rate: Option<u32>,
@@ -168,6 +216,9 @@ pub struct Settings {
     pub model: Option<PathBuf>,
     pub hop_seconds: f64,
     pub hysteresis: Hysteresis,
+    /// The user's say per instrument, checked against the model when it
+    /// is loaded.
+    pub overrides: Overrides,
     pub mqtt: MqttSettings,
     pub state_dir: PathBuf,
     pub outbox_bytes: u64,
@@ -212,6 +263,7 @@ mod tests {
         assert_eq!(s.model, None);
         assert_eq!(s.hop_seconds, 0.5);
         assert_eq!(s.hysteresis, Hysteresis::default());
+        assert_eq!(s.overrides, Overrides::default());
         assert_eq!(s.mqtt.broker, Broker::Embedded);
         assert_eq!(s.mqtt.device_id, "pi-kitchen_local");
         assert_eq!(s.mqtt.topic_prefix, "tutti/pi-kitchen_local");

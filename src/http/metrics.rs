@@ -58,8 +58,10 @@ impl Metrics {
     }
 
     /// A live window was detected `latency` after its audio arrived.
-    pub fn live_window(&self, latency: Duration) {
+    pub fn live_window(&self, latency: Duration, level: crate::window::Level) {
         histogram!("tutti_analysis_seconds", "source" => "live").record(latency);
+        gauge!("tutti_window_level_dbfs", "measure" => "rms").set(level.rms_dbfs);
+        gauge!("tutti_window_level_dbfs", "measure" => "peak").set(level.peak_dbfs);
     }
 
     /// The live state, read when scraped.
@@ -100,6 +102,10 @@ fn describe() {
     describe_gauge!(
         "tutti_input_level_dbfs",
         "RMS level of the latest audio, dBFS."
+    );
+    describe_gauge!(
+        "tutti_window_level_dbfs",
+        "RMS and peak of the latest analysed window, dBFS, as its detection gives them."
     );
     describe_gauge!(
         "tutti_broker_connected",

@@ -63,6 +63,7 @@ pub enum HttpError {
 pub fn serve_alone(
     settings: &crate::config::Settings,
     model: crate::model::Model,
+    rules: crate::detect::Rules,
 ) -> Result<(), HttpError> {
     if settings.http.listen.is_none() {
         return Err(HttpError::Off);
@@ -76,6 +77,7 @@ pub fn serve_alone(
     let metrics = Arc::new(Metrics::install(labels)?);
     let predictor = Arc::new(Predictor::new(
         Arc::new(model),
+        rules,
         settings.hysteresis,
         settings.hop_seconds,
         settings.http.queue,

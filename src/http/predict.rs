@@ -10,7 +10,7 @@
 use super::errors::ApiError;
 use super::App;
 use crate::audio::{AudioError, MonoStream, Resamplers};
-use crate::detect::{round4, Detector, Hysteresis};
+use crate::detect::{round4, Detector, Hysteresis, Rules};
 use crate::features;
 use crate::model::Model;
 use crate::output::WindowJson;
@@ -32,6 +32,7 @@ const BODY_NAME: &str = "request body";
 /// Runs predictions for the API, a bounded number at a time.
 pub struct Predictor {
     model: Arc<Model>,
+    rules: Rules,
     hysteresis: Hysteresis,
     default_hop: f64,
     /// Windowers ready for reuse (each keeps its spec).
@@ -60,6 +61,7 @@ impl Predictor {
     /// or `max_body` bytes, whichever is more.
     pub fn new(
         model: Arc<Model>,
+        rules: Rules,
         hysteresis: Hysteresis,
         hop: f64,
         queue: usize,
@@ -70,6 +72,7 @@ impl Predictor {
         let body_memory_bytes = BODY_MEMORY.max(max_body);
         Predictor {
             model,
+            rules,
             hysteresis,
             default_hop: hop,
             pool: Mutex::new(Vec::new()),
@@ -140,7 +143,7 @@ impl Predictor {
         )
         .map_err(bad_audio)?;
         let mut windower = self.windower(spec)?;
-        let mut detector = Detector::new(sidecar, self.hysteresis);
+        let mut detector = Detector::new(sidecar, &self.rules, self.hysteresis);
         let mut scores = Vec::with_capacity(labels.len());
         let mut detections = Vec::new();
         let result = pipeline::for_each_window_of(
@@ -151,6 +154,7 @@ impl Predictor {
                 detections.push(detector.detect(
                     spec.seconds(info.start_sample),
                     info.padded,
+                    info.level,
                     &scores,
                 ));
                 Ok(())

@@ -15,6 +15,7 @@ use crate::capture::CaptureError;
 use crate::detect::Detection;
 use crate::features::FeatureError;
 use crate::model::ModelError;
+use crate::window::Level;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What the worker hands the sinks.
@@ -55,21 +56,14 @@ pub struct Progress {
     level_bits: AtomicU64,
 }
 
-/// The level reported for digital silence.
-pub const SILENCE_DBFS: f32 = -120.0;
-
 impl Progress {
     /// The RMS level of `samples` (any channel layout), in dBFS.
     pub fn set_level(&self, samples: &[f32]) {
         if samples.is_empty() {
             return;
         }
-        let mean_square = samples
-            .iter()
-            .map(|&x| f64::from(x) * f64::from(x))
-            .sum::<f64>()
-            / samples.len() as f64;
-        let db = (10.0 * mean_square.log10()).max(f64::from(SILENCE_DBFS)) as f32;
+        let sum_squares = samples.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+        let db = Level::of(sum_squares, samples.len(), 0.0).rms_dbfs;
         self.level_bits
             .store(1 << 32 | u64::from(db.to_bits()), Ordering::Relaxed);
     }
@@ -84,6 +78,7 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::window::level::SILENCE_DBFS;
 
     #[test]
     fn the_level_is_the_rms_in_dbfs() {

@@ -7,7 +7,7 @@ use super::analyzer::{Analyzer, CHUNK_FRAMES};
 use super::{Progress, WorkerError, WorkerEvent};
 use crate::capture::{Segment, SourceEvent};
 use crate::config::Channel;
-use crate::detect::{Detector, Heard, Hysteresis};
+use crate::detect::{Detector, Heard, Hysteresis, Rules};
 use crate::model::{Model, ModelError};
 use crate::wait::Stop;
 use crate::window::{WindowInfo, WindowSpec};
@@ -29,6 +29,7 @@ pub struct Worker {
     pub model: Arc<Model>,
     pub spec: WindowSpec,
     pub channel: Channel,
+    pub rules: Rules,
     pub hysteresis: Hysteresis,
 }
 
@@ -59,7 +60,7 @@ impl Worker {
         let sidecar = &self.model.sidecar;
         let mut emit = Emitter {
             model: &self.model,
-            detector: Detector::new(sidecar, self.hysteresis),
+            detector: Detector::new(sidecar, &self.rules, self.hysteresis),
             scores: Vec::with_capacity(sidecar.labels.len()),
             clock_offset: 0.0,
             last_end: 0.0,
@@ -228,9 +229,12 @@ impl Emitter<'_> {
         let behind_read = Duration::from_secs_f64(((t.chunk_end - read_end_s) / t.speed).max(0.0));
         let end = t.at - behind;
         let start = end - Duration::from_secs_f64(sidecar.window_seconds / t.speed);
-        let mut detection =
-            self.detector
-                .detect(self.clock_offset + start_s, info.padded, &self.scores);
+        let mut detection = self.detector.detect(
+            self.clock_offset + start_s,
+            info.padded,
+            info.level,
+            &self.scores,
+        );
         self.last_end = detection.end;
         detection.heard = Some(Heard {
             start,

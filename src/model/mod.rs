@@ -74,6 +74,7 @@ pub struct Model {
     pub sidecar: Sidecar,
     /// Hex sha256 of the sidecar file: names this exact model in payloads.
     pub sidecar_sha256: String,
+    pub sidecar_path: PathBuf,
     pub onnx_path: PathBuf,
     /// Runs any number of rows.
     plan: Plan,
@@ -316,6 +317,7 @@ impl Model {
         Ok(Model {
             sidecar,
             sidecar_sha256,
+            sidecar_path,
             onnx_path,
             plan,
             single,

@@ -3,11 +3,13 @@
 
 use crate::detect::Detection;
 use crate::model::LabelSpec;
+use crate::window::level::round_db;
 use serde_json::json;
 use std::time::SystemTime;
 
-/// Version of the detection payload's fields.
-pub const SCHEMA: u32 = 1;
+/// Version of the detection payload's fields: 2 added `source`,
+/// `rms_dbfs` and `peak_dbfs`.
+pub const SCHEMA: u32 = 2;
 
 pub const ONLINE: &str = "online";
 pub const OFFLINE: &str = "offline";
@@ -40,14 +42,25 @@ pub fn utc(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
+/// Who sent a detection: the device, and its input's name.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub device_id: String,
+    /// `input.name`: the device id unless set.
+    pub source: String,
+    /// The model's sidecar hash.
+    pub model_id: String,
+}
+
 /// A live window's detection as one JSON line, without the `replayed`
 /// field, which is added when it is sent (see [`with_replayed`]). A
 /// detection without wall-clock times (not from a live stream) has no
 /// `timestamp`, `window_start`, `window_end` or `latency_ms`.
-pub fn detection(d: &Detection, labels: &[LabelSpec], device_id: &str, model_id: &str) -> String {
+pub fn detection(d: &Detection, labels: &[LabelSpec], origin: &Origin) -> String {
     let mut line = serde_json::Map::new();
     line.insert("schema".into(), json!(SCHEMA));
-    line.insert("device_id".into(), json!(device_id));
+    line.insert("device_id".into(), json!(origin.device_id));
+    line.insert("source".into(), json!(origin.source));
     line.insert("seq".into(), json!(d.seq));
     if let Some(heard) = &d.heard {
         let end = utc(heard.end);
@@ -58,7 +71,9 @@ pub fn detection(d: &Detection, labels: &[LabelSpec], device_id: &str, model_id:
     let instruments: Vec<&str> = d.instrument_names(labels).collect();
     line.insert("instruments".into(), json!(instruments));
     line.insert("scores".into(), d.score_map(labels).into());
-    line.insert("model".into(), json!(model_id));
+    line.insert("rms_dbfs".into(), json!(round_db(d.level.rms_dbfs)));
+    line.insert("peak_dbfs".into(), json!(round_db(d.level.peak_dbfs)));
+    line.insert("model".into(), json!(origin.model_id));
     if let Some(heard) = &d.heard {
         let ms = (heard.latency.as_secs_f64() * 1e7).round() / 1e4;
         line.insert("latency_ms".into(), json!(ms));
@@ -104,12 +119,24 @@ mod tests {
             .collect()
     }
 
+    fn origin() -> Origin {
+        Origin {
+            device_id: "pi".into(),
+            source: "stage".into(),
+            model_id: "abc".into(),
+        }
+    }
+
     fn window(heard: Option<Heard>) -> Detection {
         Detection {
             seq: 7,
             start: 3.5,
             end: 5.5,
             padded: false,
+            level: crate::window::Level {
+                rms_dbfs: -23.45678,
+                peak_dbfs: -120.0,
+            },
             scores: vec![0.123_456, 0.9],
             instruments: vec![1],
             on: vec![false, true],
@@ -126,7 +153,7 @@ mod tests {
             end: t,
             latency: std::time::Duration::from_micros(12_345),
         };
-        let line = detection(&window(Some(heard)), &labels(), "pi", "abc");
+        let line = detection(&window(Some(heard)), &labels(), &origin());
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         // tests/listen_mqtt.rs pins every field and their order on a real
         // broker; here, what each says of this window.
@@ -136,11 +163,19 @@ mod tests {
         assert_eq!(v["instruments"], json!(["violin"]));
         assert_eq!(v["scores"], json!({"piano": 0.1235, "violin": 0.9}));
         assert_eq!(v["latency_ms"], 12.345);
+        assert_eq!(
+            (v["device_id"].as_str(), v["source"].as_str()),
+            (Some("pi"), Some("stage"))
+        );
+        assert_eq!(
+            (v["rms_dbfs"].as_f64(), v["peak_dbfs"].as_f64()),
+            (Some(-23.46), Some(-120.0))
+        );
     }
 
     #[test]
     fn a_detection_without_wall_clock_times_says_none() {
-        let line = detection(&window(None), &labels(), "pi", "abc");
+        let line = detection(&window(None), &labels(), &origin());
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         for key in ["timestamp", "window_start", "window_end", "latency_ms"] {
             assert!(v.get(key).is_none(), "{key} in {line}");

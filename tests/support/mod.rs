@@ -316,6 +316,25 @@ pub fn retained(port: u16, topic: &str) -> Option<String> {
     (!text.is_empty()).then_some(text)
 }
 
+/// `cmd` run as systemd runs a service's main process with a watchdog:
+/// through a shell that sets `WATCHDOG_PID` to its own pid and execs it,
+/// in the repository, with `socket` as `NOTIFY_SOCKET` and `watchdog` as
+/// `WATCHDOG_USEC`.
+pub fn as_service(cmd: &Command, socket: &Path, watchdog: Duration) -> Command {
+    let mut args = vec![cmd.get_program().to_string_lossy().into_owned()];
+    args.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
+    let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
+    let mut sh = Command::new("sh");
+    sh.arg("-c")
+        .arg(format!("WATCHDOG_PID=$$ exec {}", quoted.join(" ")))
+        .current_dir(root())
+        .env("NOTIFY_SOCKET", socket)
+        .env("WATCHDOG_USEC", watchdog.as_micros().to_string())
+        .env("TUTTI_LOG", "info")
+        .env_remove("TUTTI_MODEL");
+    sh
+}
+
 /// `tutti listen` with its state in `state` and the shipped model.
 pub fn listen(state: &Path, args: &[&str]) -> Command {
     let mut cmd = tutti();

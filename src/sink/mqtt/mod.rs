@@ -83,7 +83,12 @@ pub struct Sink {
     resume: mpsc::UnboundedSender<()>,
     topics: Topics,
     labels: Vec<LabelSpec>,
+    /// Instruments the user excluded: no ON/OFF topic, no Home Assistant
+    /// entity.
+    excluded: Vec<bool>,
     device_id: String,
+    /// `input.name`, which names the Home Assistant device.
+    source: String,
     discovery_prefix: Option<String>,
     broker_name: String,
     outbox: Outbox,
@@ -105,7 +110,9 @@ impl Sink {
     pub fn start(
         settings: &MqttSettings,
         embedded_port: u16,
+        source: &str,
         labels: Vec<LabelSpec>,
+        excluded: Vec<bool>,
         outbox: Outbox,
         status: Arc<SinkStatus>,
     ) -> Result<Sink, MqttError> {
@@ -147,7 +154,9 @@ impl Sink {
                 prefix: settings.topic_prefix.clone(),
             },
             labels,
+            excluded,
             device_id: settings.device_id.clone(),
+            source: source.to_string(),
             discovery_prefix: settings.discovery_prefix.clone(),
             broker_name,
             delivery: Delivery::new(outbox.cursor()),
@@ -347,9 +356,14 @@ impl Sink {
             retain: true,
         });
         if let (true, Some(prefix)) = (discovery, &self.discovery_prefix) {
-            for (topic, config) in
-                discovery::configs(prefix, &self.topics, &self.device_id, &self.labels)
-            {
+            for (topic, config) in discovery::configs(
+                prefix,
+                &self.topics,
+                &self.device_id,
+                &self.source,
+                &self.labels,
+                &self.excluded,
+            ) {
                 self.control.push_back(Control::Publish {
                     topic,
                     payload: config.into_bytes(),
@@ -357,10 +371,17 @@ impl Sink {
                 });
             }
         }
-        for (l, &on) in self.labels.iter().zip(&self.on) {
+        for ((l, &on), &excluded) in self.labels.iter().zip(&self.on).zip(&self.excluded) {
+            // An excluded instrument's topic is cleared: an empty retained
+            // message removes what an earlier run left there.
+            let payload = match (excluded, on) {
+                (true, _) => "",
+                (false, true) => ON,
+                (false, false) => OFF,
+            };
             self.control.push_back(Control::Publish {
                 topic: self.topics.instrument(&l.name),
-                payload: if on { ON } else { OFF }.into(),
+                payload: payload.into(),
                 retain: true,
             });
         }

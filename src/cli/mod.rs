@@ -1,18 +1,16 @@
 //! The `tutti` command line: the subcommands, and the edge where errors
 //! become one-line messages (with `anyhow` context) and exit codes.
 
+mod analyze;
+mod features;
+mod model;
+
 use crate::config;
-use crate::detect::{Detector, Hysteresis};
-use crate::features;
-use crate::model::Model;
-use crate::output::{Format, Printer};
-use crate::pipeline::{self, PipelineError};
-use crate::window::{WindowSpec, Windower};
-use crate::{dataset, instruments::INSTRUMENTS};
-use anyhow::{bail, Context, Result};
+use crate::pipeline::PipelineError;
+use anyhow::{bail, Result};
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
+use model::{load_configured_model, rules};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -49,6 +47,12 @@ enum Command {
         /// an ON instrument, as `analysis.margin` (default 0.05).
         #[arg(long, value_parser = margin, allow_negative_numbers = true)]
         margin: Option<f32>,
+        /// Take `[instruments]` (exclusions and thresholds) and
+        /// `analysis.hold`, `margin`, `confirm` and `cooldown` from this
+        /// configuration file, as `tutti listen` does; --hold and --margin
+        /// win over it.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Compute features: of one WAV file (JSON per window), or of a dataset
     /// in the MusicNet layout into an NPZ file for training.
@@ -148,14 +152,16 @@ pub fn main() -> ExitCode {
             json,
             hold,
             margin,
-        } => {
-            let defaults = Hysteresis::default();
-            let hysteresis = Hysteresis {
-                hold_seconds: hold.unwrap_or(defaults.hold_seconds),
-                margin: margin.unwrap_or(defaults.margin),
+            config,
+        } => (|| {
+            let (mut hysteresis, overrides) = match &config {
+                Some(path) => config::detection_from_file(path)?,
+                None => Default::default(),
             };
-            analyze(&files, hop, model, json, hysteresis)
-        }
+            hysteresis.hold_seconds = hold.unwrap_or(hysteresis.hold_seconds);
+            hysteresis.margin = margin.unwrap_or(hysteresis.margin);
+            analyze::analyze(&files, hop, model, json, hysteresis, &overrides)
+        })(),
         Command::Features {
             path,
             set,
@@ -164,7 +170,7 @@ pub fn main() -> ExitCode {
             window,
             min_sounding,
             threads,
-        } => features_cmd(
+        } => features::features_cmd(
             &path,
             &set,
             out.as_deref(),
@@ -225,106 +231,6 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-/// Where the model is looked for when `--model` is not given.
-fn model_candidates() -> Vec<PathBuf> {
-    let mut c = vec![];
-    if let Some(p) = std::env::var_os("TUTTI_MODEL") {
-        c.push(PathBuf::from(p));
-    }
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(prefix) = exe.parent().and_then(Path::parent) {
-            c.push(prefix.join("share/tutti/models/tutti.json"));
-        }
-    }
-    c.push(PathBuf::from("/usr/share/tutti/models/tutti.json"));
-    // Relative: a checkout's own model, when run from its root. Never the
-    // build machine's checkout, which an installed binary must not know.
-    c.push(PathBuf::from("models/tutti.json"));
-    c
-}
-
-fn load_model(explicit: Option<PathBuf>) -> Result<Model> {
-    if let Some(p) = explicit {
-        return Ok(Model::load(&p)?);
-    }
-    let candidates = model_candidates();
-    match candidates.iter().find(|p| p.is_file()) {
-        Some(p) => Ok(Model::load(p)?),
-        None => bail!(
-            "no model found; pass --model or set TUTTI_MODEL (looked in {})",
-            candidates
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
-
-fn analyze(
-    files: &[PathBuf],
-    hop: Option<f64>,
-    model: Option<PathBuf>,
-    json: bool,
-    hysteresis: Hysteresis,
-) -> Result<ExitCode> {
-    let model = load_model(model)?;
-    let sidecar = &model.sidecar;
-    let spec = WindowSpec::from_seconds(
-        sidecar.sample_rate,
-        sidecar.window_seconds,
-        hop.unwrap_or(sidecar.hop_seconds),
-    )?;
-    // Checks the feature set before the first file.
-    features::feature_set(&sidecar.feature_set, spec.sample_rate)?;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let stdout = std::io::stdout();
-    let mut printer = Printer::new(
-        stdout.lock(),
-        if json {
-            Format::JsonLines
-        } else {
-            Format::Table
-        },
-    );
-    let mut failed = 0;
-    for file in files {
-        let name = file.display().to_string();
-        // Each file is its own stream: every instrument starts OFF.
-        let mut detector = Detector::new(sidecar, hysteresis);
-        // The model runs beside the features, on each part's thread; only
-        // the scores come back, so memory does not grow with the features.
-        let result = pipeline::for_each_window_parallel(
-            file,
-            spec,
-            &sidecar.feature_set,
-            threads,
-            |feats, out| -> Result<()> { Ok(model.predict_append(feats, out)?) },
-            |info, s| -> Result<()> {
-                let d = detector.detect(spec.seconds(info.start_sample), info.padded, s);
-                printer
-                    .print(&name, &sidecar.labels, &d)
-                    .context("writing to standard output")?;
-                Ok(())
-            },
-        );
-        if let Err(e) = result {
-            if is_broken_pipe(&e) {
-                return Ok(ExitCode::SUCCESS);
-            }
-            printer.flush().ok();
-            eprintln!("tutti: error: {}", one_line(&e));
-            failed += 1;
-        }
-    }
-    printer.flush().context("writing to standard output")?;
-    Ok(if failed > 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
-}
-
 fn listen(a: ListenArgs) -> Result<ExitCode> {
     crate::service::init_logging();
     let settings = config::load(a.config.as_deref(), &a.settings)?;
@@ -332,10 +238,12 @@ fn listen(a: ListenArgs) -> Result<ExitCode> {
     if !(a.speed > 0.0 && a.speed <= max) {
         bail!("--speed {}: must be above 0 and at most {max}", a.speed);
     }
-    let model = load_model(settings.model.clone())?;
+    let model = load_configured_model(settings.model.clone())?;
+    let rules = rules(&model, &settings.overrides)?;
     crate::daemon::run(
         settings,
         model,
+        rules,
         crate::daemon::RunOptions {
             speed: a.speed,
             looped: a.looped,
@@ -348,8 +256,9 @@ fn listen(a: ListenArgs) -> Result<ExitCode> {
 fn serve(path: Option<&Path>, flags: &config::Flags) -> Result<ExitCode> {
     crate::service::init_logging();
     let settings = config::load(path, flags)?;
-    let model = load_model(settings.model.clone())?;
-    crate::http::serve_alone(&settings, model)?;
+    let model = load_configured_model(settings.model.clone())?;
+    let rules = rules(&model, &settings.overrides)?;
+    crate::http::serve_alone(&settings, model, rules)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -381,91 +290,33 @@ fn devices_cmd() -> Result<ExitCode> {
 
 fn config_cmd(path: Option<&Path>, flags: &config::Flags) -> Result<ExitCode> {
     let settings = config::load(path, flags)?;
+    // The overrides are checked against the model the daemon would load.
+    let model = load_configured_model(settings.model.clone())?;
+    let rules = rules(&model, &settings.overrides)?;
     // Debug output masks the password. A reader that stops early
     // (`tutti config | grep -q …`) is not an error: see is_broken_pipe.
-    writeln!(std::io::stdout().lock(), "{settings:#?}")?;
-    Ok(ExitCode::SUCCESS)
-}
-
-fn features_cmd(
-    path: &Path,
-    set: &str,
-    out: Option<&Path>,
-    hop: f64,
-    window: f64,
-    min_sounding: f64,
-    threads: Option<usize>,
-) -> Result<ExitCode> {
-    let sr = features::sample_rate(set)?;
-    let spec = WindowSpec::from_seconds(sr, window, hop)?;
-    if path.is_dir() {
-        let Some(out) = out else {
-            bail!(
-                "{}: a dataset directory needs --out FILE.npz",
-                path.display()
-            );
-        };
-        let recordings = dataset::scan(path)?;
-        let bar = ProgressBar::new(recordings.len() as u64).with_style(
-            ProgressStyle::with_template(
-                "features {bar:40} {pos}/{len} recordings [{elapsed} < {eta}]",
-            )
-            .expect("valid template"),
-        );
-        let threads =
-            threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        let table =
-            pipeline::extract_dataset(&recordings, spec, set, min_sounding, threads, &|| {
-                bar.inc(1)
-            })?;
-        bar.finish();
-        let metadata = dataset::metadata(path);
-        let meta = serde_json::json!({
-            "feature_set": table.feature_set,
-            "feature_names": table.feature_names,
-            "labels": INSTRUMENTS.iter().map(|i| serde_json::json!({"name": i.name, "program": i.program})).collect::<Vec<_>>(),
-            "sample_rate": sr,
-            "window_seconds": window,
-            "hop_seconds": hop,
-            "min_sounding_seconds": min_sounding,
-            "splits": ["train", "test"],
-            "recordings": table.recordings,
-            "metadata": metadata,
-            "source": path.display().to_string(),
-        });
-        table.write_npz(out, meta)?;
-        eprintln!(
-            "{} windows of {} recordings written to {}",
-            table.rows(),
-            recordings.len(),
-            out.display()
-        );
-        return Ok(ExitCode::SUCCESS);
-    }
-    let mut windower = Windower::new(spec, features::feature_set(set, sr)?);
-    let names = windower.feature_set().feature_names().to_vec();
-    let stdout = std::io::stdout();
-    let mut lock = stdout.lock();
-    let file = path.display().to_string();
-    pipeline::for_each_window(
-        path,
-        &mut windower,
-        |info, feats| -> Result<(), PipelineError> {
-            let start = spec.seconds(info.start_sample);
-            let map: serde_json::Map<String, serde_json::Value> = names
-                .iter()
-                .zip(feats)
-                .map(|(n, &v)| (n.clone(), serde_json::Value::from(v)))
-                .collect();
-            let line = serde_json::json!({
-                "file": file, "start": start, "end": start + window, "padded": info.padded,
-                "feature_set": set, "features": map,
-            });
-            writeln!(lock, "{line}").map_err(|source| PipelineError::Write {
-                path: "<stdout>".into(),
-                source,
-            })
-        },
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{settings:#?}")?;
+    writeln!(
+        out,
+        "\nInstruments of {} (threshold in force, and whose it is):",
+        model.sidecar_path.display()
     )?;
+    for (i, l) in rules.labels.iter().enumerate() {
+        let whose = match rules.replaced[i] {
+            Some(own) => format!("yours (the model's is {own:.2})"),
+            None => "the model's".into(),
+        };
+        let excluded = if rules.excluded[i] {
+            ", excluded: never reported"
+        } else {
+            ""
+        };
+        writeln!(
+            out,
+            "  {:<12} {:.2}  {whose}{excluded}",
+            l.name, l.threshold
+        )?;
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,9 +1,17 @@
-//! Detections: a window's scores read against the sidecar's per-instrument
-//! thresholds (and its relative threshold, a floor at a fraction of the
-//! window's top score), and, for a live stream, each instrument's ON/OFF state with
-//! hysteresis so that a state does not flicker from window to window.
+//! Detections: a window's scores read against each instrument's threshold
+//! (the sidecar's, or the user's: [`rules`]) and the sidecar's relative
+//! threshold, a floor at a fraction of the window's top score; and, for a
+//! live stream, each instrument's ON/OFF state, held so that it does not
+//! flicker from window to window ([`states`]).
+
+pub mod rules;
+pub mod states;
+
+pub use rules::{Overrides, Rules};
+pub use states::{Hysteresis, InstrumentStates, StateChange};
 
 use crate::model::{LabelSpec, Sidecar};
+use crate::window::Level;
 use std::time::{Duration, SystemTime};
 
 /// One analysed window: what `tutti analyze` prints, what `tutti listen`
@@ -18,6 +26,9 @@ pub struct Detection {
     pub end: f64,
     /// True when the input was shorter than one window and was zero-padded.
     pub padded: bool,
+    /// The RMS and peak of the window's samples (the analysed channel or
+    /// mix, at the model's rate).
+    pub level: Level,
     /// Every instrument's score, in the model's label order.
     pub scores: Vec<f32>,
     /// Label indices of the instruments whose score reaches their
@@ -47,7 +58,7 @@ pub struct Heard {
 /// OFF.
 #[derive(Debug, Clone)]
 pub struct Detector {
-    labels: Vec<LabelSpec>,
+    rules: Rules,
     relative: f32,
     window_seconds: f64,
     states: InstrumentStates,
@@ -55,19 +66,22 @@ pub struct Detector {
 }
 
 impl Detector {
-    pub fn new(sidecar: &Sidecar, hysteresis: Hysteresis) -> Self {
+    /// A detector for `sidecar`'s model with the `rules` in force (made
+    /// from its labels).
+    pub fn new(sidecar: &Sidecar, rules: &Rules, hysteresis: Hysteresis) -> Self {
         Detector {
-            labels: sidecar.labels.clone(),
+            rules: rules.clone(),
             relative: sidecar.relative_threshold,
             window_seconds: sidecar.window_seconds,
-            states: InstrumentStates::new(&sidecar.labels, sidecar.relative_threshold, hysteresis),
+            states: InstrumentStates::new(rules, sidecar.relative_threshold, hysteresis),
             seq: 0,
         }
     }
 
     /// The detection of the window that starts `start` seconds into the
-    /// stream (windows in time order), from its `scores`.
-    pub fn detect(&mut self, start: f64, padded: bool, scores: &[f32]) -> Detection {
+    /// stream (windows in time order), from its `scores`; `padded` and
+    /// `level` are the window's ([`crate::window::WindowInfo`]).
+    pub fn detect(&mut self, start: f64, padded: bool, level: Level, scores: &[f32]) -> Detection {
         let end = start + self.window_seconds;
         let mut changes = Vec::new();
         self.states.update(end, scores, &mut changes);
@@ -76,8 +90,11 @@ impl Detector {
             start,
             end,
             padded,
+            level,
             scores: scores.to_vec(),
-            instruments: over_threshold(&self.labels, self.relative, scores).collect(),
+            instruments: over_threshold(&self.rules.labels, self.relative, scores)
+                .filter(|&i| self.rules.reported(i))
+                .collect(),
             on: self.states.on.clone(),
             changes,
             heard: None,
@@ -126,7 +143,7 @@ pub fn effective_threshold(own: f32, relative: f32, top: f32) -> f32 {
 }
 
 /// The highest score of a window (0 for none).
-fn top_score(scores: &[f32]) -> f32 {
+pub(crate) fn top_score(scores: &[f32]) -> f32 {
     scores.iter().copied().fold(0.0, f32::max)
 }
 
@@ -146,100 +163,21 @@ fn over_threshold<'a>(
         .map(|(i, _)| i)
 }
 
-/// How an instrument's state is held: it turns ON as soon as a window's
-/// score reaches the (effective) threshold, and OFF only once no window has
-/// scored at least `threshold - margin` for `hold_seconds`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Hysteresis {
-    pub hold_seconds: f64,
-    pub margin: f32,
-}
-
-impl Default for Hysteresis {
-    fn default() -> Self {
-        Hysteresis {
-            hold_seconds: 1.5,
-            margin: 0.05,
-        }
-    }
-}
-
-/// A change of one instrument's state, at the end time of the window that
-/// caused it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StateChange {
-    pub instrument: String,
-    pub on: bool,
-    pub at: f64,
-}
-
-/// The ON/OFF state of every instrument of a model, in label order.
-#[derive(Debug, Clone)]
-pub struct InstrumentStates {
-    names: Vec<String>,
-    thresholds: Vec<f32>,
-    relative: f32,
-    hysteresis: Hysteresis,
-    on: Vec<bool>,
-    /// End time of the last window that kept each instrument ON.
-    last_support: Vec<f64>,
-}
-
-impl InstrumentStates {
-    /// Every instrument starts OFF.
-    pub fn new(labels: &[LabelSpec], relative: f32, hysteresis: Hysteresis) -> Self {
-        InstrumentStates {
-            names: labels.iter().map(|l| l.name.clone()).collect(),
-            thresholds: labels.iter().map(|l| l.threshold).collect(),
-            relative,
-            hysteresis,
-            on: vec![false; labels.len()],
-            last_support: vec![f64::NEG_INFINITY; labels.len()],
-        }
-    }
-
-    /// Feeds the scores of the window ending at `end` seconds (windows in
-    /// time order) and appends the state changes it causes to `changes`.
-    pub fn update(&mut self, end: f64, scores: &[f32], changes: &mut Vec<StateChange>) {
-        let top = top_score(scores);
-        for (i, &score) in scores.iter().enumerate().take(self.on.len()) {
-            let threshold = effective_threshold(self.thresholds[i], self.relative, top);
-            if score >= threshold {
-                self.last_support[i] = end;
-                if !self.on[i] {
-                    self.on[i] = true;
-                    changes.push(self.change(i, end));
-                }
-            } else if self.on[i] {
-                if score >= threshold - self.hysteresis.margin {
-                    self.last_support[i] = end;
-                } else if end - self.last_support[i] >= self.hysteresis.hold_seconds {
-                    self.on[i] = false;
-                    changes.push(self.change(i, end));
-                }
-            }
-        }
-    }
-
-    fn change(&self, i: usize, at: f64) -> StateChange {
-        StateChange {
-            instrument: self.names[i].clone(),
-            on: self.on[i],
-            at,
-        }
-    }
-}
-
 /// Scores and times are reported to 4 decimals: finer digits are noise.
 pub(crate) fn round4(x: f32) -> f64 {
     (f64::from(x) * 1e4).round() / 1e4
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn labels() -> Vec<LabelSpec> {
+    const LOUD: Level = Level {
+        rms_dbfs: -20.0,
+        peak_dbfs: -3.0,
+    };
+
+    pub(crate) fn labels() -> Vec<LabelSpec> {
         vec![
             LabelSpec {
                 name: "piano".into(),
@@ -278,15 +216,21 @@ mod tests {
     /// The instruments one window reports, from a fresh detector.
     fn reported(relative: f32, scores: &[f32]) -> Vec<String> {
         let labels = labels();
-        let d = Detector::new(&sidecar(relative), Hysteresis::default()).detect(0.0, false, scores);
+        let rules = Rules::of_model(&labels);
+        let d = Detector::new(&sidecar(relative), &rules, Hysteresis::default())
+            .detect(0.0, false, LOUD, scores);
         d.instrument_names(&labels).map(str::to_string).collect()
     }
 
     #[test]
     fn instruments_at_or_over_their_own_threshold_are_reported() {
         let labels = labels();
-        let mut detector = Detector::new(&sidecar(0.0), Hysteresis::default());
-        let d = detector.detect(4.0, false, &[0.4, 0.2, 0.9]);
+        let mut detector = Detector::new(
+            &sidecar(0.0),
+            &Rules::of_model(&labels),
+            Hysteresis::default(),
+        );
+        let d = detector.detect(4.0, false, LOUD, &[0.4, 0.2, 0.9]);
         assert_eq!(d.instruments, vec![1, 2]);
         assert_eq!(reported(0.0, &[0.4, 0.2, 0.9]), ["violin", "cello"]);
         let map = d.score_map(&labels);
@@ -297,49 +241,11 @@ mod tests {
         // Over-threshold instruments turn ON at once, and say so.
         assert_eq!(d.on_names(&labels).collect::<Vec<_>>(), ["violin", "cello"]);
         assert_eq!(d.changes.len(), 2);
-        let next = detector.detect(4.5, false, &[0.0; 3]);
+        let next = detector.detect(4.5, false, LOUD, &[0.0; 3]);
         assert_eq!(next.seq, 1);
         assert!(next.instruments.is_empty());
         assert!(next.changes.is_empty(), "the hold keeps them ON");
         assert_eq!(next.on, [false, true, true]);
-    }
-
-    /// Feeds piano scores at 0.5 s steps; returns (time, on) per change.
-    fn piano_changes(scores: &[f32], hysteresis: Hysteresis) -> Vec<(f64, bool)> {
-        let mut states = InstrumentStates::new(&labels(), 0.0, hysteresis);
-        let mut changes = vec![];
-        for (k, &p) in scores.iter().enumerate() {
-            states.update(2.0 + 0.5 * k as f64, &[p, 0.0, 0.0], &mut changes);
-        }
-        assert!(changes.iter().all(|c| c.instrument == "piano"));
-        changes.iter().map(|c| (c.at, c.on)).collect()
-    }
-
-    #[test]
-    fn a_flickering_score_keeps_the_state_on() {
-        let h = Hysteresis {
-            hold_seconds: 1.0,
-            margin: 0.05,
-        };
-        // Threshold 0.5: dips of one window, or into the margin, do not
-        // turn piano off; a second of low scores does.
-        let scores = [0.6, 0.1, 0.7, 0.46, 0.47, 0.46, 0.2, 0.2, 0.2, 0.9];
-        assert_eq!(
-            piano_changes(&scores, h),
-            vec![(2.0, true), (5.5, false), (6.5, true)]
-        );
-    }
-
-    #[test]
-    fn without_hold_or_margin_the_state_follows_every_window() {
-        let h = Hysteresis {
-            hold_seconds: 0.0,
-            margin: 0.0,
-        };
-        assert_eq!(
-            piano_changes(&[0.6, 0.49, 0.5], h),
-            vec![(2.0, true), (2.5, false), (3.0, true)]
-        );
     }
 
     #[test]
@@ -355,24 +261,21 @@ mod tests {
     }
 
     #[test]
-    fn states_turn_on_and_off_against_the_relative_threshold() {
-        let h = Hysteresis {
-            hold_seconds: 0.0,
-            margin: 0.05,
-        };
-        let mut states = InstrumentStates::new(&labels(), 0.5, h);
-        let mut changes = vec![];
-        // Violin (own threshold 0.2) at 0.3: ON beside piano at 0.5 (floor
-        // 0.25), OFF when cello reaches 0.8 (floor 0.4, below 0.4 - 0.05).
-        states.update(2.0, &[0.5, 0.3, 0.0], &mut changes);
-        assert!(states.on[1]);
-        states.update(2.5, &[0.5, 0.3, 0.8], &mut changes);
-        assert!(!states.on[1]);
-        let violin: Vec<bool> = changes
-            .iter()
-            .filter(|c| c.instrument == "violin")
-            .map(|c| c.on)
-            .collect();
-        assert_eq!(violin, vec![true, false]);
+    fn an_excluded_instrument_is_scored_but_never_reported() {
+        let labels = labels();
+        let rules = Rules::resolve(
+            &labels,
+            &Overrides {
+                exclude: vec!["cello".into()],
+                thresholds: vec![("violin".into(), 0.6)],
+            },
+        )
+        .unwrap();
+        let mut detector = Detector::new(&sidecar(0.0), &rules, Hysteresis::default());
+        // Violin at 0.5 is over the model's 0.2, under the user's 0.6.
+        let d = detector.detect(0.0, false, LOUD, &[0.7, 0.5, 0.9]);
+        assert_eq!(d.instrument_names(&labels).collect::<Vec<_>>(), ["piano"]);
+        assert_eq!(d.on, [true, false, false]);
+        assert_eq!(d.scores, [0.7, 0.5, 0.9]);
     }
 }

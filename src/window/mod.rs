@@ -9,7 +9,12 @@
 //! frame centred nearest to `k·hop` (at most half a frame hop away), which is
 //! what librosa computes for that span when it starts on a frame.
 
+pub mod level;
+
+pub use level::Level;
+
 use crate::features::FeatureSet;
+use level::LevelMeter;
 
 /// Errors in the window settings; messages name the offending value.
 #[derive(Debug, thiserror::Error)]
@@ -59,8 +64,8 @@ impl WindowSpec {
     }
 }
 
-/// Where a window lies in the stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a window lies in the stream, and how loud it is.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct WindowInfo {
     pub index: u64,
     pub start_sample: u64,
@@ -71,6 +76,8 @@ pub struct WindowInfo {
     /// last frame is centred within half a frame hop of the window's end,
     /// so this lies about half a frame past `start_sample + length`.
     pub end_sample_read: u64,
+    /// The RMS and peak of the window's samples.
+    pub level: Level,
 }
 
 /// Most samples taken from one `push` slice at a time, so the sample buffer
@@ -101,6 +108,7 @@ pub struct Windower {
     stop_before: u64,
     frame: Vec<f32>,
     features: Vec<f32>,
+    level: LevelMeter,
 }
 
 impl Windower {
@@ -125,6 +133,9 @@ impl Windower {
             stop_before: u64::MAX,
             frame: vec![0.0; frame_len],
             features: vec![0.0; set.len()],
+            // A window is emitted at most a chunk and half a frame after
+            // its last sample came in.
+            level: LevelMeter::new(spec.length, spec.hop, CHUNK + frame_len),
             set,
         }
     }
@@ -152,6 +163,7 @@ impl Windower {
         self.records.clear();
         self.samples_start = position;
         self.total = position;
+        self.level.reset_at(position);
         self.next_index = windows.start;
         self.stop_before = windows.end;
         self.next_frame = self.first_frame(windows.start);
@@ -197,6 +209,7 @@ impl Windower {
             }
             self.drop_consumed_samples();
             self.samples.extend_from_slice(chunk);
+            self.level.push(chunk);
             self.total += chunk.len() as u64;
             self.run(false, f)?;
         }
@@ -277,11 +290,13 @@ impl Windower {
         let to = from + self.frames_per_window * self.record_len;
         self.set
             .summarise(&self.records[from..to], &mut self.features);
+        let start_sample = self.next_index * self.spec.hop as u64;
         let info = WindowInfo {
             index: self.next_index,
-            start_sample: self.next_index * self.spec.hop as u64,
+            start_sample,
             padded: self.padded,
             end_sample_read: self.samples_needed(self.next_index),
+            level: self.level.level(start_sample),
         };
         self.next_index += 1;
         f(info, &self.features)
