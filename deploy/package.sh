@@ -59,6 +59,7 @@ for deb in "$@"; do
     /usr/lib/systemd/system/tutti.service /usr/share/doc/tutti/MODEL.md \
     /usr/share/doc/tutti/README.md /usr/share/doc/tutti/changelog.Debian.gz \
     $(for page in docs/*.md docs/img/*.png; do echo "/usr/share/doc/tutti/$page"; done) \
+    $(for example in deploy/examples/*; do echo "/usr/share/doc/tutti/examples/${example##*/}"; done) \
     /usr/share/doc/tutti/copyright /usr/share/tutti/models/tutti.json \
     /usr/share/tutti/models/forest.json /usr/share/tutti/models/forest.onnx \
     /usr/share/tutti/models/cnn.json /usr/share/tutti/models/cnn.onnx \
